@@ -1,0 +1,306 @@
+"""The `lmrec` command line: evaluate, train, serve, demo, datasets."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from lmrec.errors import LmrecError
+
+app = typer.Typer(
+    name="lmrec",
+    help=(
+        "lmrec: a recommender engine that understands items through language models.\n\n"
+        "Start with `lmrec demo`; evaluate models with `lmrec evaluate --dataset ml-100k "
+        "--models pop,itemknn,ease`. Real datasets are found through --data-dir or "
+        "LMREC_DATA_DIR (see `lmrec datasets`)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+stdout = Console()
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Folder holding datasets (default: $LMREC_DATA_DIR, then the user cache).",
+    ),
+]
+
+
+def _load(
+    dataset: str, data_dir: Path | None, min_rating: float | None = None, k_core: int = 1
+) -> Any:
+    from lmrec.data.dataset import CleaningOptions
+    from lmrec.data.loaders import load_dataset
+
+    cleaning = None
+    if min_rating is not None or k_core > 1:
+        cleaning = CleaningOptions(min_rating=min_rating, user_k=k_core, item_k=k_core)
+    with console.status(f"loading {dataset} ..."):
+        ds = load_dataset(dataset, data_dir=data_dir, cleaning=cleaning)
+    console.print(
+        f"[bold]{ds.name}[/]: {ds.n_users:,} users, {ds.n_items:,} items, {len(ds.interactions):,} interactions"
+    )
+    for note in ds.notes:
+        console.print(f"  {note}")
+    return ds
+
+
+def _leaderboard(doc: dict[str, Any], k: int = 10) -> Table:
+    table = Table(
+        title=f"{doc['dataset']} · {doc['protocol']} · full ranking over {doc['n_items']:,} items"
+    )
+    table.add_column("model")
+    for col in (f"ndcg@{k}", f"recall@{k}", f"hr@{k}", f"mrr@{k}", f"coverage@{k}"):
+        table.add_column(col, justify="right")
+    table.add_column("fit s", justify="right")
+    table.add_column("eval s", justify="right")
+    rows = sorted(doc["results"].items(), key=lambda kv: -kv[1].get(f"ndcg@{k}", 0.0))
+    for name, row in rows:
+        cells = []
+        for col in (f"ndcg@{k}", f"recall@{k}", f"hr@{k}", f"mrr@{k}", f"coverage@{k}"):
+            v = row.get(col, float("nan"))
+            ci = row.get("ci95", {}).get(col)
+            cells.append(f"{v:.4f}" + (f" [dim]±{(ci[1] - ci[0]) / 2:.4f}[/]" if ci else ""))
+        table.add_row(name, *cells, f"{row['fit_seconds']:.1f}", f"{row['eval_seconds']:.1f}")
+    return table
+
+
+def _run(
+    dataset: Any,
+    protocol: str,
+    model_names: list[str],
+    params: list[str],
+    seed: int,
+    ks: list[int],
+    reference: str | None,
+) -> Any:
+    from lmrec.evaluation import EvalOptions, ModelSpec, parse_params, run_experiment
+
+    by_model = parse_params(params)
+    unknown = set(by_model) - set(model_names)
+    if unknown:
+        raise LmrecError(f"--param names models not being evaluated: {', '.join(sorted(unknown))}")
+    specs = [ModelSpec.parse(name, by_model.get(name)) for name in model_names]
+    item_vectors = None
+    if any(spec.cls.uses_text for spec in specs):
+        item_vectors = _text_vectors(dataset)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_event(kind: str, info: dict[str, Any]) -> None:
+            name = info.get("model", "")
+            if kind == "fit":
+                tasks[name] = progress.add_task(f"{name}: fitting", total=None)
+            elif kind == "evaluate":
+                progress.update(
+                    tasks[name], description=f"{name}: ranking", total=info["n_users"], completed=0
+                )
+            elif kind == "batch":
+                progress.advance(tasks[name], info["n"])
+            elif kind == "done":
+                progress.update(tasks[name], description=f"{name}: done")
+
+        return run_experiment(
+            dataset,
+            protocol,
+            specs,
+            seed=seed,
+            options=EvalOptions(ks=tuple(sorted(set(ks)))),
+            reference=reference,
+            item_vectors=item_vectors,
+            on_event=on_event,
+        )
+
+
+def _text_vectors(dataset: Any) -> Any:
+    from lmrec.text import encode_catalog
+
+    with console.status("encoding item text ..."):
+        vectors, stats = encode_catalog(dataset.catalog)
+    console.print(f"item text vectors: {vectors.shape[0]:,} x {vectors.shape[1]} ({stats})")
+    return vectors
+
+
+@app.command()
+def evaluate(
+    dataset: Annotated[
+        str, typer.Option(help="Dataset name (see `lmrec datasets`) or a path to data files.")
+    ],
+    models: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated strategies: pop,itemknn,ease,als,bpr or package.module:Class."
+        ),
+    ] = "pop,itemknn,ease",
+    protocol: Annotated[
+        str, typer.Option(help="loo (leave-one-out), temporal, random or cold-items.")
+    ] = "loo",
+    out: Annotated[Path | None, typer.Option(help="Write the results JSON here.")] = None,
+    save_rankings: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write each model's top-100 per test user (JSON lines) into this folder."
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write an HTML report with plots here.")
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(help="Hyperparameter MODEL.KEY=VALUE, repeatable (e.g. ease.reg=500)."),
+    ] = None,
+    k: Annotated[
+        list[int] | None, typer.Option(help="Cut-offs, repeatable (default 10 and 20).")
+    ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(help="Model to test the others against (paired bootstrap and t-test)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for splits and models.")] = 0,
+    min_rating: Annotated[
+        float | None, typer.Option(help="Drop interactions rated below this (implicit feedback).")
+    ] = None,
+    k_core: Annotated[
+        int, typer.Option(help="Keep only users and items with at least this many interactions.")
+    ] = 1,
+    data_dir: DataDir = None,
+) -> None:
+    """Evaluate strategies with full ranking; print a leaderboard, write JSON/HTML.
+
+    Example: lmrec evaluate --dataset ml-100k --protocol loo --models pop,itemknn,ease,als,bpr --out results.json
+    """
+    from lmrec.data.splitting import PROTOCOLS
+    from lmrec.evaluation import write_report
+
+    if protocol not in PROTOCOLS:
+        raise LmrecError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    if not names:
+        raise LmrecError("--models is empty; name at least one strategy, e.g. --models pop,ease")
+    from lmrec.models.names import resolve_strategy
+
+    for name in names:
+        resolve_strategy(name)  # fail on a typo before loading data
+    ds = _load(dataset, data_dir, min_rating, k_core)
+    experiment = _run(ds, protocol, names, param or [], seed, k or [10, 20], reference)
+    doc = experiment.to_json()
+    stdout.print(_leaderboard(doc, min(doc["ks"])))
+    if out:
+        experiment.write_json(out)
+        console.print(f"results: {out}")
+    if save_rankings:
+        experiment.write_rankings(save_rankings)
+        console.print(f"rankings: {save_rankings}/")
+    if report:
+        write_report(doc, report)
+        console.print(f"report: {report}")
+
+
+@app.command()
+def datasets(data_dir: DataDir = None) -> None:
+    """List the datasets lmrec knows by name and whether their files are found."""
+    from lmrec.data.loaders import known_datasets, resolve_dataset
+
+    table = Table(title="datasets")
+    table.add_column("name")
+    table.add_column("found at")
+    table.add_column("about")
+    for name, about in known_datasets().items():
+        if name == "sample":
+            found = "built in (generated)"
+        else:
+            try:
+                found = str(resolve_dataset(name, data_dir=data_dir, download=False))
+            except LmrecError:
+                found = "[dim]not found[/]"
+        table.add_row(name, found, about)
+    stdout.print(table)
+
+
+@app.command()
+def demo(
+    data_dir: DataDir = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            help="Dataset to use (default: ml-100k when found, else the generated sample)."
+        ),
+    ] = None,
+    workdir: Annotated[Path, typer.Option(help="Where the report and model go.")] = Path(
+        "lmrec-demo"
+    ),
+    serve: Annotated[
+        bool,
+        typer.Option("--serve/--no-serve", help="Serve the demo model on localhost afterwards."),
+    ] = False,
+) -> None:
+    """Train the baselines, evaluate them with full ranking and write a report.
+
+    Uses ml-100k when its files are found (--data-dir / LMREC_DATA_DIR), else a
+    generated sample dataset, and says which.
+    """
+    from lmrec.evaluation import write_report
+
+    name = dataset
+    if name is None:
+        from lmrec.data.loaders import resolve_dataset
+
+        try:
+            resolve_dataset("ml-100k", data_dir=data_dir, download=False)
+            name = "ml-100k"
+        except LmrecError:
+            name = "sample"
+            console.print(
+                "ml-100k not found (set LMREC_DATA_DIR); using the generated sample dataset"
+            )
+    ds = _load(name, data_dir)
+    experiment = _run(ds, "loo", ["pop", "itemknn", "ease", "als"], [], 0, [10, 20], "pop")
+    doc = experiment.to_json()
+    stdout.print(_leaderboard(doc))
+    workdir.mkdir(parents=True, exist_ok=True)
+    experiment.write_json(workdir / "results.json")
+    report = write_report(doc, workdir / "report.html")
+    stdout.print(f"report: {report.resolve()}")
+
+
+def main() -> None:
+    """Entry point: run the app; user errors print one line and exit 2."""
+    try:
+        app(standalone_mode=False)
+    except LmrecError as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
+        sys.exit(2)
+    except (typer.Exit, SystemExit) as exc:
+        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
+        sys.exit(code or 0)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

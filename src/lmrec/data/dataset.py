@@ -1,0 +1,147 @@
+"""A dataset: interactions, catalogue and the vocabularies that tie them together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from lmrec.data.catalog import Catalog
+from lmrec.data.cleaning import deduplicate, k_core, rating_threshold
+from lmrec.data.interactions import EVENT_TYPES, Interactions
+from lmrec.data.vocabulary import Vocabulary
+from lmrec.errors import DataError
+
+__all__ = ["CleaningOptions", "Dataset"]
+
+
+@dataclass(frozen=True)
+class CleaningOptions:
+    """How raw logs are cleaned before use.
+
+    `min_rating` turns ratings into implicit feedback (rows below are dropped);
+    `dedupe` keeps one row per (user, item) ("last", "first" or None to keep all);
+    `user_k`/`item_k` apply a k-core filter (1 disables it).
+    """
+
+    min_rating: float | None = None
+    dedupe: str | None = None
+    user_k: int = 1
+    item_k: int = 1
+
+
+@dataclass(eq=False)
+class Dataset:
+    """Interactions plus the catalogue, with external ids mapped to indexes.
+
+    `catalog` row `i` describes item index `i`; items in the catalogue without
+    interactions are kept (they matter for cold-start) unless the loader drops them.
+    """
+
+    name: str
+    interactions: Interactions
+    users: Vocabulary
+    items: Vocabulary
+    catalog: Catalog
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({self.name!r}: {self.n_users} users, {self.n_items} items, "
+            f"{len(self.interactions)} interactions)"
+        )
+
+    def summary(self) -> dict[str, object]:
+        """Headline counts for reports."""
+        n = len(self.interactions)
+        return {
+            "name": self.name,
+            "n_users": self.n_users,
+            "n_items": self.n_items,
+            "n_interactions": n,
+            "density": n / max(1, self.n_users * self.n_items),
+        }
+
+    @classmethod
+    def from_frames(
+        cls,
+        name: str,
+        interactions: pd.DataFrame,
+        catalog: pd.DataFrame | None = None,
+        cleaning: CleaningOptions | None = None,
+        keep_catalog_only_items: bool = False,
+    ) -> Dataset:
+        """Build from a raw log and an optional catalogue frame.
+
+        `interactions` needs columns `user`, `item`; optional `timestamp`, `rating`
+        (or `weight`), `event`. `catalog` needs `item` plus any text/attribute columns.
+        Rows keep their file order on equal timestamps.
+        """
+        for column in ("user", "item"):
+            if column not in interactions:
+                raise DataError(
+                    f"interaction data has no {column!r} column (has: {list(interactions.columns)})"
+                )
+        cleaning = cleaning or CleaningOptions()
+        frame = interactions.reset_index(drop=True)
+        frame["user"] = frame["user"].astype(str)
+        frame["item"] = frame["item"].astype(str)
+        if "timestamp" not in frame:
+            frame["timestamp"] = np.arange(len(frame), dtype=np.float64)
+        notes: list[str] = []
+        before = len(frame)
+        frame = rating_threshold(frame, cleaning.min_rating)
+        if cleaning.dedupe:
+            frame = deduplicate(frame, keep=cleaning.dedupe)
+        frame = k_core(frame, cleaning.user_k, cleaning.item_k)
+        if len(frame) != before:
+            notes.append(f"cleaning kept {len(frame):,} of {before:,} interactions")
+        if frame.empty:
+            raise DataError(f"dataset {name!r} has no interactions left after cleaning")
+
+        users = Vocabulary(pd.unique(frame["user"]))
+        items = Vocabulary(pd.unique(frame["item"]))
+        cat_frame = None
+        if catalog is not None:
+            if "item" not in catalog:
+                raise DataError("catalogue data has no 'item' column")
+            catalog = catalog.drop_duplicates("item", keep="last").copy()
+            catalog["item"] = catalog["item"].astype(str)
+            if keep_catalog_only_items:
+                items.extend(catalog["item"])
+            cat_frame = catalog.set_index("item").reindex(items.ids).reset_index()
+        cat = Catalog(cat_frame) if cat_frame is not None else Catalog.empty(len(items))
+
+        weights = None
+        if "weight" in frame:
+            weights = frame["weight"].to_numpy(np.float32)
+        elif "rating" in frame:
+            weights = frame["rating"].to_numpy(np.float32)
+        events = None
+        if "event" in frame:
+            codes = {e: i for i, e in enumerate(EVENT_TYPES)}
+            unknown = set(frame["event"].unique()) - set(codes)
+            if unknown:
+                raise DataError(
+                    f"unknown event types {sorted(unknown)[:5]}; known: {', '.join(EVENT_TYPES)}"
+                )
+            events = frame["event"].map(codes).to_numpy(np.int8)
+        log = Interactions.build(
+            users.indexes(frame["user"]),
+            items.indexes(frame["item"]),
+            len(users),
+            len(items),
+            timestamps=pd.to_numeric(frame["timestamp"]).to_numpy(np.float64),
+            weights=weights,
+            events=events,
+        )
+        return cls(name=name, interactions=log, users=users, items=items, catalog=cat, notes=notes)

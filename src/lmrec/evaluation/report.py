@@ -1,0 +1,137 @@
+"""A self-contained HTML report of an experiment: tables, confidence intervals, plots."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_report"]
+
+
+def _figure_png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _bar_chart(doc: dict[str, Any], metric: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(doc["results"])
+    values = [doc["results"][n].get(metric, 0.0) for n in names]
+    lows, highs = [], []
+    for n, v in zip(names, values, strict=True):
+        ci = doc["results"][n].get("ci95", {}).get(metric, [v, v])
+        lows.append(max(0.0, v - ci[0]))
+        highs.append(max(0.0, ci[1] - v))
+    fig, ax = plt.subplots(figsize=(max(4, 1.1 * len(names)), 3))
+    ax.bar(names, values, yerr=[lows, highs], capsize=4, color="#4C72B0")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} with 95% bootstrap CI")
+    ax.tick_params(axis="x", rotation=30)
+    png = _figure_png(fig)
+    plt.close(fig)
+    return png
+
+
+def _scatter(doc: dict[str, Any], x: str, y: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    for name, row in doc["results"].items():
+        if x in row and y in row:
+            ax.scatter(row[x], row[y], s=40)
+            ax.annotate(
+                name, (row[x], row[y]), textcoords="offset points", xytext=(4, 4), fontsize=8
+            )
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(f"{y} vs {x}")
+    png = _figure_png(fig)
+    plt.close(fig)
+    return png
+
+
+def _table(doc: dict[str, Any], columns: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["model", *columns])
+    rows = []
+    for name, row in doc["results"].items():
+        cells = [f"<td>{html.escape(name)}</td>"]
+        for c in columns:
+            v = row.get(c)
+            ci = row.get("ci95", {}).get(c)
+            text = "" if v is None else f"{v:.4f}"
+            if ci:
+                text += f" <small>[{ci[0]:.4f}, {ci[1]:.4f}]</small>"
+            cells.append(f"<td>{text}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _segments_table(doc: dict[str, Any]) -> str:
+    segs: list[str] = []
+    for row in doc["results"].values():
+        for s in row.get("segments", {}):
+            if s not in segs:
+                segs.append(s)
+    head = "".join(f"<th>{html.escape(s)} ndcg@10 (n)</th>" for s in segs)
+    rows = []
+    for name, row in doc["results"].items():
+        cells = [f"<td>{html.escape(name)}</td>"]
+        for s in segs:
+            v = row.get("segments", {}).get(s, {})
+            cells.append(
+                f"<td>{v.get('ndcg@10', float('nan')):.4f} ({int(v.get('n_users', 0))})</td>"
+            )
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr><th>model</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def write_report(doc: dict[str, Any], path: str | Path) -> Path:
+    """Write an HTML report for an `Experiment.to_json()` document; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ks = doc.get("ks", [10])
+    k = min(ks)
+    accuracy = [
+        f"{m}@{kk}" for kk in ks for m in ("ndcg", "recall", "hr", "mrr", "precision", "map", "f1")
+    ]
+    beyond = [
+        f"{m}@{k}"
+        for m in ("coverage", "diversity", "novelty", "avg_popularity", "long_tail_share", "gini")
+    ]
+    beyond = [b for b in beyond if any(b in r for r in doc["results"].values())]
+    timing = ["fit_seconds", "eval_seconds"]
+    plots = [
+        _bar_chart(doc, f"ndcg@{k}"),
+        _bar_chart(doc, f"recall@{k}"),
+        _scatter(doc, f"coverage@{k}", f"ndcg@{k}"),
+    ]
+    if any(f"diversity@{k}" in r for r in doc["results"].values()):
+        plots.append(_scatter(doc, f"diversity@{k}", f"ndcg@{k}"))
+    imgs = "".join(f'<img src="data:image/png;base64,{p}">' for p in plots)
+    title = f"lmrec — {doc['dataset']} ({doc['protocol']})"
+    body = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}img{{margin:0.5em}}</style></head>
+<body><h1>{html.escape(title)}</h1>
+<p>{doc["n_users"]:,} users, {doc["n_items"]:,} items, {doc.get("n_interactions", 0):,} interactions;
+{doc.get("n_test_users", 0):,} test users; full ranking over all items, each user's input items removed
+(no sampled negatives). Intervals are 95% percentile bootstrap over users. Run {html.escape(str(doc.get("date", "")))}.</p>
+<h2>Accuracy</h2>{_table(doc, accuracy)}
+<h2>Beyond accuracy</h2>{_table(doc, beyond + timing)}
+<h2>Segments</h2><p>Tail items: targets outside the top 20% of items by training popularity.
+Short history: users with at most 5 input interactions.</p>{_segments_table(doc)}
+<h2>Plots</h2>{imgs}
+</body></html>"""
+    path.write_text(body)
+    return path

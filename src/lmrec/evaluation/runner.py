@@ -1,0 +1,234 @@
+"""Run an evaluation experiment: split, fit each model, rank, measure, compare.
+
+This is what `lmrec evaluate` and the benchmarks call; the JSON it writes
+follows the contract in DESIGN §3.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from lmrec.data.dataset import Dataset
+from lmrec.data.splitting import Split, split
+from lmrec.evaluation.evaluator import EvalOptions, ModelEvaluation, evaluate_model
+from lmrec.evaluation.significance import bootstrap_ci, paired_test
+from lmrec.models.base import Recommender, TrainingData
+from lmrec.models.names import resolve_strategy
+
+__all__ = ["Experiment", "ModelSpec", "parse_params", "run_experiment"]
+
+#: Metrics that get a bootstrap confidence interval in reports.
+CI_METRICS = ("ndcg@10", "recall@10", "hr@10", "mrr@10")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model to evaluate: a display name, its class and hyperparameters."""
+
+    name: str
+    cls: type[Recommender]
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, name: str, params: dict[str, Any] | None = None) -> ModelSpec:
+        """From a short name (`ease`) or import path, with optional hyperparameters."""
+        return cls(name, resolve_strategy(name), dict(params or {}))
+
+    def build(self) -> Recommender:
+        """A fresh, unfitted model."""
+        return self.cls(self.params)
+
+
+def _coerce(value: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
+
+
+def parse_params(assignments: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """`["ease.reg=500", "als.embedding_dim=64"]` -> `{"ease": {"reg": 500}, "als": {...}}`."""
+    from lmrec.errors import ConfigError
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in assignments:
+        key, eq, value = item.partition("=")
+        model, dot, param = key.partition(".")
+        if not eq or not dot or not model or not param:
+            raise ConfigError(f"--param {item!r}: expected MODEL.KEY=VALUE, e.g. ease.reg=500")
+        out.setdefault(model.strip(), {})[param.strip()] = _coerce(value.strip())
+    return out
+
+
+@dataclass(eq=False)
+class Experiment:
+    """The outcome of `run_experiment`: one `ModelEvaluation` per model."""
+
+    dataset: Dataset
+    split: Split
+    results: dict[str, ModelEvaluation]
+    reference: str | None
+    options: EvalOptions
+    seed: int
+    started: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The `lmrec evaluate` result document (DESIGN §3)."""
+        out: dict[str, Any] = {
+            "dataset": self.dataset.name,
+            "protocol": self.split.protocol,
+            "n_users": self.dataset.n_users,
+            "n_items": self.dataset.n_items,
+            "n_interactions": len(self.dataset.interactions),
+            "n_test_users": int(next(iter(self.results.values())).users.size)
+            if self.results
+            else 0,
+            "seed": self.seed,
+            "date": self.started,
+            "ks": list(self.options.ks),
+            "results": {},
+        }
+        ref = self.results.get(self.reference) if self.reference else None
+        for name, res in self.results.items():
+            row: dict[str, Any] = {k: _round(v) for k, v in res.summary.items()}
+            row["fit_seconds"] = round(res.fit_seconds, 3)
+            row["eval_seconds"] = round(res.eval_seconds, 3)
+            row["ci95"] = {}
+            for metric in CI_METRICS:
+                if metric in res.per_user:
+                    ci = bootstrap_ci(res.per_user[metric], seed=self.seed)
+                    row["ci95"][metric] = [_round(ci.low), _round(ci.high)]
+            row["segments"] = {
+                s: {k: _round(v) for k, v in vals.items()} for s, vals in res.segments.items()
+            }
+            if ref is not None and name != self.reference:
+                row["vs_reference"] = {}
+                for metric in ("ndcg@10", "recall@10"):
+                    t = paired_test(res.per_user[metric], ref.per_user[metric], seed=self.seed)
+                    row["vs_reference"][metric] = {
+                        "reference": self.reference,
+                        "diff": _round(t.diff.mean),
+                        "ci95": [_round(t.diff.low), _round(t.diff.high)],
+                        "p_bootstrap": _round(t.p_bootstrap),
+                        "p_ttest": _round(t.p_ttest),
+                    }
+            row.update({k: _round(v) for k, v in res.extra.items()})
+            out["results"][name] = row
+        return out
+
+    def write_json(self, path: str | Path) -> Path:
+        """Write `to_json()` to `path` (parent folders are created)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=2))
+        return path
+
+    def write_rankings(self, directory: str | Path) -> list[Path]:
+        """One JSON-lines file per model: `{"user", "truth", "ranked"}` per test user."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        truth = self.split.test.matrix(binary=True)
+        users_vocab, items_vocab = self.dataset.users, self.dataset.items
+        item_ids = np.asarray(items_vocab.ids, dtype=object)
+        paths = []
+        for name, res in self.results.items():
+            path = directory / f"{_safe(name)}.jsonl"
+            with path.open("w") as fh:
+                for row, user in enumerate(res.users):
+                    t = truth.indices[truth.indptr[user] : truth.indptr[user + 1]]
+                    ranked = res.rankings[row]
+                    fh.write(
+                        json.dumps(
+                            {
+                                "user": users_vocab.id(int(user)),
+                                "truth": sorted(item_ids[t].tolist()),
+                                "ranked": item_ids[ranked[ranked >= 0]].tolist(),
+                            }
+                        )
+                        + "\n"
+                    )
+            paths.append(path)
+        return paths
+
+
+def _round(x: float) -> float:
+    return float(round(x, 6)) if np.isfinite(x) else float("nan")
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _batch_reporter(
+    emit: Callable[[str, dict[str, Any]], None], name: str
+) -> Callable[[int], None]:
+    return lambda n: emit("batch", {"model": name, "n": n})
+
+
+def run_experiment(
+    dataset: Dataset,
+    protocol: str,
+    specs: Sequence[ModelSpec],
+    seed: int = 0,
+    options: EvalOptions | None = None,
+    reference: str | None = None,
+    item_vectors: np.ndarray | None = None,
+    on_event: Callable[[str, dict[str, Any]], None] | None = None,
+) -> Experiment:
+    """Split `dataset` by `protocol`, fit and evaluate every model, return the results.
+
+    `item_vectors` (text vectors, row i = item i) are given to text strategies and
+    used for intra-list diversity; without them diversity uses attribute vectors.
+    `on_event(kind, info)` receives progress: ("fit", {...}), ("batch", {...}), ("done", {...}).
+    """
+    options = options or EvalOptions()
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    the_split = split(dataset.interactions, protocol, seed=seed)
+    history = the_split.test_history
+    popularity = the_split.train.item_counts
+    diversity_vectors: np.ndarray | sp.spmatrix | None = item_vectors
+    if diversity_vectors is None and len(dataset.catalog) == dataset.n_items:
+        attrs = dataset.catalog.attribute_vectors()
+        diversity_vectors = attrs if attrs.shape[1] > 0 else None
+    data = TrainingData(the_split.train, dataset.catalog, item_vectors, the_split.valid)
+    results: dict[str, ModelEvaluation] = {}
+    emit = on_event or (lambda kind, info: None)
+    for spec in specs:
+        emit("fit", {"model": spec.name})
+        model = spec.build()
+        t0 = time.perf_counter()
+        model.fit(data)
+        fit_seconds = time.perf_counter() - t0
+        emit(
+            "evaluate", {"model": spec.name, "n_users": int((the_split.test.user_counts > 0).sum())}
+        )
+        res = evaluate_model(
+            model,
+            history,
+            the_split.test,
+            item_popularity=popularity,
+            item_vectors=diversity_vectors,
+            options=options,
+            progress=_batch_reporter(emit, spec.name),
+        )
+        res.fit_seconds = fit_seconds
+        results[spec.name] = res
+        emit("done", {"model": spec.name, "summary": res.summary, "fit_seconds": fit_seconds})
+    if reference is not None and reference not in results:
+        from lmrec.errors import ConfigError
+
+        raise ConfigError(f"reference model {reference!r} is not among the evaluated models")
+    return Experiment(dataset, the_split, results, reference, options, seed, started)

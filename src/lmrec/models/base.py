@@ -1,0 +1,199 @@
+"""The strategy protocol every recommender implements, and artefact save/load.
+
+A strategy (`Recommender`) is built from a typed config that rejects unknown
+keys, learns in `fit` (which returns `self`), and scores all items for a batch
+of `Histories`. Scoring depends only on the histories given, so the same model
+answers offline evaluation and live requests whose history changed a second ago.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from lmrec.data.catalog import Catalog
+from lmrec.data.interactions import Histories, Interactions
+from lmrec.errors import ConfigError, LmrecError, NotFittedError
+
+__all__ = ["ModelConfig", "Recommender", "TrainingData", "class_path", "import_class", "load_model"]
+
+FORMAT_VERSION = 1
+
+
+class ModelConfig(BaseModel):
+    """Base of every strategy's hyperparameters: typed, immutable, unknown keys fail."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingData:
+    """What a strategy learns from.
+
+    `interactions` is the training log; `valid` holds validation targets (their
+    history is `interactions`) for early stopping; `catalog` and `item_vectors`
+    (text vectors, row `i` = item `i`, L2-normalised) serve strategies that read
+    item content. `item_vectors` may cover more items than have interactions.
+    """
+
+    interactions: Interactions
+    catalog: Catalog | None = None
+    item_vectors: np.ndarray | None = None
+    valid: Interactions | None = None
+
+    @property
+    def n_items(self) -> int:
+        n = self.interactions.n_items
+        if self.item_vectors is not None:
+            n = max(n, len(self.item_vectors))
+        return n
+
+
+def class_path(cls: type) -> str:
+    """`module:QualName` of a class, as written in configs and artefacts."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def import_class(path: str) -> type:
+    """The class named by `module:QualName` (or `module.QualName`)."""
+    module_name, _, name = path.partition(":") if ":" in path else path.rpartition(".")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in name.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError, ValueError):
+        raise ConfigError(f"cannot import {path!r}: expected 'package.module:ClassName'") from None
+    if not isinstance(obj, type):
+        raise ConfigError(f"{path!r} is not a class")
+    return obj
+
+
+class Recommender(ABC):
+    """A retrieval strategy: `fit` on training data, then `score` histories.
+
+    Subclasses set `Config` (a `ModelConfig`), implement `_fit`, `_score`,
+    `_state` and `_set_state`. The constructor only stores the config.
+    """
+
+    Config: ClassVar[type[ModelConfig]] = ModelConfig
+    #: True when `fit` needs `TrainingData.item_vectors`.
+    uses_text: ClassVar[bool] = False
+
+    def __init__(self, config: ModelConfig | dict[str, Any] | None = None, **overrides: Any):
+        if isinstance(config, ModelConfig):
+            data = config.model_dump()
+        else:
+            data = dict(config or {})
+        data.update(overrides)
+        try:
+            self.config = self.Config(**data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ConfigError(f"{type(self).__name__} config: {where}: {first['msg']}") from None
+        self.n_items = 0
+        self._fitted = False
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump().items())
+        return f"{type(self).__name__}({args})"
+
+    @property
+    def fitted(self) -> bool:
+        """Whether the model has learned state (from `fit` or `load`)."""
+        return self._fitted
+
+    def _require_fitted(self) -> None:
+        if not self._fitted:
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() or load() first")
+
+    def fit(self, data: TrainingData) -> Self:
+        """Learn from `data`; returns `self`."""
+        if self.uses_text and data.item_vectors is None:
+            raise LmrecError(
+                f"{type(self).__name__} needs item text vectors (TrainingData.item_vectors)"
+            )
+        self.n_items = data.n_items
+        self._fit(data)
+        self._fitted = True
+        return self
+
+    def score(self, histories: Histories) -> np.ndarray:
+        """Scores of all `n_items` items for each history: float32 (queries x n_items).
+
+        Higher is better. Items in the history are not removed here (callers decide
+        what to exclude). History items the model has never seen are ignored.
+        """
+        self._require_fitted()
+        if len(histories) == 0:
+            return np.zeros((0, self.n_items), dtype=np.float32)
+        return np.asarray(self._score(histories), dtype=np.float32)
+
+    @abstractmethod
+    def _fit(self, data: TrainingData) -> None: ...
+
+    @abstractmethod
+    def _score(self, histories: Histories) -> np.ndarray: ...
+
+    @abstractmethod
+    def _state(self) -> dict[str, np.ndarray]:
+        """Learned arrays to save (plain numeric arrays only)."""
+
+    @abstractmethod
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore learned arrays saved by `_state`."""
+
+    def save(self, path: str | Path) -> Path:
+        """Write `model.json` (class, config, sizes) and `state.safetensors` into directory `path`."""
+        self._require_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format": FORMAT_VERSION,
+            "class": class_path(type(self)),
+            "config": self.config.model_dump(mode="json"),
+            "n_items": self.n_items,
+        }
+        (path / "model.json").write_text(json.dumps(meta, indent=2))
+        state = {k: np.ascontiguousarray(v) for k, v in self._state().items()}
+        save_file(state, str(path / "state.safetensors"))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        """Load a model saved by `save` (no pickle: JSON config and safetensors arrays)."""
+        return load_model(path)
+
+
+def load_model(path: str | Path) -> Recommender:
+    """Load any saved strategy, whatever its class."""
+    path = Path(path)
+    try:
+        meta = json.loads((path / "model.json").read_text())
+    except FileNotFoundError:
+        raise LmrecError(f"{path}: no model.json here; is this a saved model directory?") from None
+    except json.JSONDecodeError as exc:
+        raise LmrecError(f"{path / 'model.json'}: not valid JSON ({exc.msg})") from None
+    cls = import_class(meta["class"])
+    if not issubclass(cls, Recommender):
+        raise LmrecError(f"{meta['class']} is not a Recommender")
+    model = cls(meta["config"])
+    try:
+        state = load_file(str(path / "state.safetensors"))
+    except (OSError, ValueError, SafetensorError) as exc:
+        raise LmrecError(
+            f"{path / 'state.safetensors'}: cannot read model arrays ({exc})"
+        ) from None
+    model.n_items = int(meta["n_items"])
+    model._set_state(state)
+    model._fitted = True
+    return model

@@ -1,0 +1,60 @@
+"""EASE: embarrassingly shallow autoencoder (Steck, WWW 2019)."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg.lapack
+import scipy.sparse as sp
+from pydantic import Field
+
+from lmrec.data.interactions import Histories
+from lmrec.errors import LmrecError
+from lmrec.models.base import ModelConfig, Recommender, TrainingData
+
+__all__ = ["EASE", "EASEConfig"]
+
+
+class EASEConfig(ModelConfig):
+    """`reg`: L2 penalty on the item-item weights (larger = smoother; 200-1000 is typical)."""
+
+    reg: float = Field(250.0, gt=0.0)
+
+
+class EASE(Recommender):
+    """Closed-form item-item linear model with a zero diagonal.
+
+    B = I - P / diag(P) with P = (X^T X + reg I)^-1; score = history @ B.
+    Memory and time grow with items^2 and items^3 (about 1 minute for 12k items on 2 cores).
+    """
+
+    Config = EASEConfig
+    config: EASEConfig
+
+    def _fit(self, data: TrainingData) -> None:
+        x = data.interactions.matrix(binary=True)
+        if x.shape[1] < self.n_items:
+            x = sp.hstack([x, sp.csr_matrix((x.shape[0], self.n_items - x.shape[1]))]).tocsr()
+        gram = (x.T @ x).toarray().astype(np.float64)
+        gram[np.diag_indices_from(gram)] += self.config.reg
+        # Inverse through the Cholesky factor (potrf + potri): ~3x cheaper than solve(I).
+        chol, info = scipy.linalg.lapack.dpotrf(gram, lower=False, overwrite_a=True)
+        if info == 0:
+            p, info = scipy.linalg.lapack.dpotri(chol, lower=False, overwrite_c=True)
+        if info != 0:
+            raise LmrecError(
+                f"EASE: Gram matrix is not positive definite (LAPACK info {info}); raise reg"
+            )
+        p = np.triu(p) + np.triu(p, 1).T
+        b = p / (-np.diag(p))
+        b[np.diag_indices_from(b)] = 0.0
+        self.weights_ = b.astype(np.float32)
+
+    def _score(self, histories: Histories) -> np.ndarray:
+        h = histories.to_csr(self.n_items, binary=True)
+        return np.asarray(h @ self.weights_)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"weights": self.weights_}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.weights_ = state["weights"]

@@ -1,0 +1,35 @@
+"""Short names for the built-in strategies, as used by `lmrec evaluate --models`.
+
+This is a plain table of import paths, not a registry: any class can also be
+named by its full path (`package.module:ClassName`).
+"""
+
+from __future__ import annotations
+
+from lmrec.errors import ConfigError
+from lmrec.models.base import Recommender, import_class
+
+__all__ = ["STRATEGIES", "resolve_strategy"]
+
+STRATEGIES: dict[str, str] = {
+    "pop": "lmrec.models.popularity:Popularity",
+    "itemknn": "lmrec.models.itemknn:ItemKNN",
+    "ease": "lmrec.models.ease:EASE",
+    "als": "lmrec.models.factorization:ALS",
+    "bpr": "lmrec.models.factorization:BPR",
+}
+
+
+def resolve_strategy(name: str) -> type[Recommender]:
+    """The strategy class for a short name or an import path."""
+    path = STRATEGIES.get(name.strip().lower())
+    if path is None:
+        if ":" not in name and "." not in name:
+            raise ConfigError(
+                f"unknown model {name!r}; known: {', '.join(STRATEGIES)} (or an import path package.module:Class)"
+            )
+        path = name
+    cls = import_class(path)
+    if not (isinstance(cls, type) and issubclass(cls, Recommender)):
+        raise ConfigError(f"{name!r} is not a Recommender")
+    return cls

@@ -1,0 +1,80 @@
+"""Vocabulary, Interactions, Histories and splits on small logs with known answers."""
+
+import numpy as np
+import pytest
+
+from lmrec.data import (
+    Histories,
+    Interactions,
+    Vocabulary,
+    cold_items,
+    leave_one_out,
+    random_holdout,
+    temporal,
+)
+from lmrec.errors import LmrecError
+
+
+def test_vocabulary_round_trip_and_growth():
+    v = Vocabulary(["b", "a", 7])
+    assert v.index("7") == 2 and v.id(0) == "b"
+    assert v.indexes(["a", "x"], missing="mark").tolist() == [1, -1]
+    with pytest.raises(LmrecError, match="unknown"):
+        v.indexes(["zz"])
+    grown = v.copy()
+    grown.extend(["c", "a"])
+    assert len(grown) == 4 and len(v) == 3 and grown.index("a") == 1
+    assert Vocabulary(v.to_list()) == v
+
+
+def test_interactions_sorted_by_time_with_file_order_on_ties():
+    # user 0: items 5 (t=2), 3 (t=1), 4 (t=1, later line) -> time order 3, 4, 5
+    log = Interactions.build(
+        np.array([0, 0, 0, 1]), np.array([5, 3, 4, 1]), 2, 6, timestamps=np.array([2, 1, 1, 0])
+    )
+    assert log.history(0).tolist() == [3, 4, 5]
+    assert log.history(1).tolist() == [1]
+    h = log.histories([1, 0])
+    assert [h[0].tolist(), h[1].tolist()] == [[1], [3, 4, 5]]
+    assert log.matrix().toarray().sum() == 4
+
+
+def test_histories_padding_and_csr():
+    h = Histories.from_lists([[1, 2, 3], [], [7]])
+    assert h.padded(2, pad=0, offset=1).tolist() == [[3, 4], [0, 0], [0, 8]]
+    m = h.to_csr(5)  # item 7 is beyond the 5 known items and is dropped
+    assert m.shape == (3, 5) and m.nnz == 3
+
+
+def test_leave_one_out_holds_out_last_two():
+    log = Interactions.build(
+        np.array([0, 0, 0, 0, 1, 1]),
+        np.array([0, 1, 2, 3, 0, 1]),
+        2,
+        4,
+        timestamps=np.array([1, 2, 3, 4, 1, 2]),
+    )
+    s = leave_one_out(log)
+    assert s.test.history(0).tolist() == [3]
+    assert s.valid.history(0).tolist() == [2]
+    assert s.train.history(0).tolist() == [0, 1]
+    assert s.train.history(1).tolist() == [0, 1]  # fewer than 3: all in training
+    assert s.test_history.history(0).tolist() == [0, 1, 2]
+
+
+def test_temporal_split_uses_a_global_cutoff():
+    log = Interactions.build(
+        np.array([0, 0, 1, 1]), np.array([0, 1, 2, 3]), 2, 4, timestamps=np.array([1, 10, 2, 3])
+    )
+    s = temporal(log, cutoff=5, valid_fraction=0.0)
+    assert s.test.history(0).tolist() == [1]
+    assert len(s.test) == 1 and len(s.train) == 3
+
+
+def test_random_and_cold_splits_are_deterministic(parity):
+    a, b = random_holdout(parity, seed=3), random_holdout(parity, seed=3)
+    assert np.array_equal(a.test.items, b.test.items)
+    c = cold_items(parity, test_fraction=0.2, seed=1)
+    assert len(c.cold_items) == 6
+    assert not np.isin(c.train.items, c.cold_items).any()
+    assert np.isin(c.test.items, c.cold_items).all()

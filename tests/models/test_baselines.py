@@ -1,0 +1,52 @@
+"""Conformance and behaviour of the classical baselines."""
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+from tests.models.conformance import PersonalisedBehaviour, StrategyConformance
+
+from lmrec.data import Histories, Interactions
+from lmrec.models import ALS, BPR, EASE, ItemKNN, Popularity, TrainingData
+from lmrec.models.names import resolve_strategy
+
+
+class TestPopularity(StrategyConformance):
+    strategy = Popularity
+
+    def test_most_popular_first(self):
+        log = Interactions.build(np.array([0, 1, 2, 0, 1]), np.array([2, 2, 2, 1, 1]), 3, 4)
+        s = Popularity().fit(TrainingData(log)).score(Histories.from_lists([[]]))
+        assert np.argsort(-s[0])[:3].tolist() == [2, 1, 0]
+
+
+class TestItemKNN(StrategyConformance, PersonalisedBehaviour):
+    strategy = ItemKNN
+    params: ClassVar[dict[str, Any]] = {"k": 20}
+
+
+class TestEASE(StrategyConformance, PersonalisedBehaviour):
+    strategy = EASE
+    params: ClassVar[dict[str, Any]] = {"reg": 10.0}
+
+    def test_diagonal_is_zero(self, fitted):
+        assert np.allclose(np.diag(fitted.weights_), 0.0)
+
+
+class TestALS(StrategyConformance, PersonalisedBehaviour):
+    strategy = ALS
+    params: ClassVar[dict[str, Any]] = {"embedding_dim": 8, "epochs": 10, "reg": 0.1}
+
+
+class TestBPR(StrategyConformance, PersonalisedBehaviour):
+    strategy = BPR
+    params: ClassVar[dict[str, Any]] = {"embedding_dim": 8, "epochs": 200, "learning_rate": 0.05}
+
+
+def test_names_resolve_and_unknown_lists_known():
+    assert resolve_strategy("ease") is EASE
+    assert resolve_strategy("lmrec.models.itemknn:ItemKNN") is ItemKNN
+    from lmrec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="known: pop"):
+        resolve_strategy("eaes")
