@@ -16,7 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def lmrec(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "lmrec.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+        [sys.executable, "-m", "lmrec.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
     )
 
 
@@ -32,12 +36,25 @@ def ratings_csv(tmp_path: Path) -> Path:
     return path
 
 
-def test_evaluate_writes_contract_json_and_rankings_that_recompute(ratings_csv: Path, tmp_path: Path):
+def test_evaluate_writes_contract_json_and_rankings_that_recompute(
+    ratings_csv: Path, tmp_path: Path
+):
     out = tmp_path / "res.json"
     ranks = tmp_path / "ranks"
     proc = lmrec(
-        "evaluate", "--dataset", str(ratings_csv), "--models", "pop,itemknn", "--out", str(out),
-        "--save-rankings", str(ranks), "--report", str(tmp_path / "r.html"), "--reference", "pop",
+        "evaluate",
+        "--dataset",
+        str(ratings_csv),
+        "--models",
+        "pop,itemknn",
+        "--out",
+        str(out),
+        "--save-rankings",
+        str(ranks),
+        "--report",
+        str(tmp_path / "r.html"),
+        "--reference",
+        "pop",
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
@@ -47,7 +64,8 @@ def test_evaluate_writes_contract_json_and_rankings_that_recompute(ratings_csv: 
     assert doc["results"]["itemknn"]["ndcg@10"] > doc["results"]["pop"]["ndcg@10"]
     check = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "recompute_metrics.py"), str(ranks), str(out)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert check.returncode == 0, check.stdout
     assert "MISMATCH" not in check.stdout and check.stdout.count(" ok") == 4

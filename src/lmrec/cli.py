@@ -244,19 +244,24 @@ def demo(
             help="Dataset to use (default: ml-100k when found, else the generated sample)."
         ),
     ] = None,
-    workdir: Annotated[Path, typer.Option(help="Where the report and model go.")] = Path(
-        "lmrec-demo"
-    ),
+    workdir: Annotated[
+        Path, typer.Option(help="Where the results, report, model and state go.")
+    ] = Path("lmrec-demo"),
     serve: Annotated[
         bool,
-        typer.Option("--serve/--no-serve", help="Serve the demo model on localhost afterwards."),
-    ] = False,
+        typer.Option("--serve/--no-serve", help="Serve the best model on localhost at the end."),
+    ] = True,
+    port: Annotated[int, typer.Option(help="Port for --serve.")] = 8000,
 ) -> None:
-    """Train the baselines, evaluate them with full ranking and write a report.
+    """Train the baselines, evaluate them with full ranking, write a report, then serve.
 
     Uses ml-100k when its files are found (--data-dir / LMREC_DATA_DIR), else a
-    generated sample dataset, and says which.
+    generated sample dataset, and says which. The best model is saved as an
+    artefact and served on localhost (no API key: local use only) until Ctrl-C.
     """
+    import shutil
+
+    from lmrec.artifacts import train_artifact
     from lmrec.evaluation import write_report
 
     name = dataset
@@ -279,6 +284,41 @@ def demo(
     experiment.write_json(workdir / "results.json")
     report = write_report(doc, workdir / "report.html")
     stdout.print(f"report: {report.resolve()}")
+    if not serve:
+        return
+    best = max(
+        (n for n in doc["results"] if n != "pop"), key=lambda n: doc["results"][n]["ndcg@10"]
+    )
+    model_dir = workdir / "model"
+    if model_dir.exists():
+        shutil.rmtree(model_dir)  # the demo's own previous artefact
+    with console.status(f"training {best} on all of {ds.name} ..."):
+        train_artifact(ds, best, model_dir, {})
+    user = ds.users.id(0)
+    base = f"http://127.0.0.1:{port}"
+    stdout.print(
+        f"\nserving {best} from {model_dir} at {base} (OpenAPI: {base}/docs); try:\n"
+        f"  curl -s -X POST {base}/v1/recommendations -H 'content-type: application/json' "
+        f'-d \'{{"user_id": "{user}", "k": 5}}\'\n'
+        f"  curl -s -X POST {base}/v1/events -H 'content-type: application/json' "
+        f'-d \'{{"events": [{{"event_id": "e1", "user_id": "{user}", '
+        f'"item_id": "{ds.items.id(0)}", "type": "click"}}]}}\'\n'
+        "Ctrl-C stops the server."
+    )
+    from lmrec.serving.cli import serve_command
+
+    serve_command(model_dir=model_dir, db=workdir / "state.db", port=port, allow_anonymous=True)
+
+
+def _register_serving() -> None:
+    from lmrec.serving.cli import keys_command, serve_command, train_command
+
+    app.command("train")(train_command)
+    app.command("serve")(serve_command)
+    app.command("keys")(keys_command)
+
+
+_register_serving()
 
 
 def main() -> None:

@@ -17,8 +17,8 @@ class ItemKNNConfig(ModelConfig):
     (sim = dot / (|a||b| + shrink)); `recency` > 0 weighs recent history items up
     (weight = exp(-recency * steps_back))."""
 
-    k: int = Field(100, ge=1)
-    shrink: float = Field(10.0, ge=0.0)
+    k: int = Field(200, ge=1)
+    shrink: float = Field(50.0, ge=0.0)
     recency: float = Field(0.0, ge=0.0)
 
 

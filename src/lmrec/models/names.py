@@ -17,6 +17,11 @@ STRATEGIES: dict[str, str] = {
     "ease": "lmrec.models.ease:EASE",
     "als": "lmrec.models.factorization:ALS",
     "bpr": "lmrec.models.factorization:BPR",
+    "content": "lmrec.models.content:ContentProfile",
+    "lm-adapter": "lmrec.models.lm_adapter:LMAdapter",
+    "hybrid": "lmrec.models.hybrid:Hybrid",
+    "sasrec": "lmrec.models.sasrec:SASRec",
+    "text-sasrec": "lmrec.models.sasrec:TextSASRec",
 }
 
 

@@ -1,0 +1,348 @@
+"""Versioned, immutable model artefacts: everything a server needs to answer, checksummed.
+
+An artefact is one directory, written once and never changed:
+
+```
+manifest.json            format, lmrec version, model version id, created time,
+                         dataset summary, strategy, text model, files + sha256
+users.json, items.json   the vocabularies (JSON lists; index = position)
+catalog.jsonl            one JSON object per item, in index order
+item_vectors.npy         item text vectors (float32), when the model has them
+histories.safetensors    training histories of known users (CSR: indptr, items, timestamps)
+model/                   the strategy (`Recommender.save`: model.json + state.safetensors)
+```
+
+`build_artifact` writes into a temporary sibling directory and renames it into
+place, so a reader never sees half an artefact, and it refuses to replace an
+existing one. `load_artifact` verifies every checksum before it trusts a byte and
+names the bad file when one does not match.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from lmrec import __version__
+from lmrec.data.catalog import Catalog
+from lmrec.data.dataset import Dataset
+from lmrec.data.interactions import Interactions
+from lmrec.data.vocabulary import Vocabulary
+from lmrec.errors import LmrecError
+from lmrec.models.base import Recommender, TrainingData, class_path, load_model
+
+__all__ = ["ARTIFACT_FORMAT", "Artifact", "build_artifact", "load_artifact", "train_artifact"]
+
+#: Bumped when the layout changes incompatibly.
+ARTIFACT_FORMAT = 1
+MANIFEST = "manifest.json"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, eq=False)
+class Artifact:
+    """A loaded, verified artefact (see the module docstring for the layout).
+
+    `history_indptr`/`history_items` hold each known user's time-ordered training
+    history: user index `u` has `history_items[history_indptr[u]:history_indptr[u + 1]]`.
+    """
+
+    path: Path
+    manifest: dict[str, Any]
+    users: Vocabulary
+    items: Vocabulary
+    catalog: Catalog
+    model: Recommender
+    history_indptr: np.ndarray
+    history_items: np.ndarray
+    item_vectors: np.ndarray | None = None
+
+    @property
+    def version(self) -> str:
+        """The model version id (content hash with creation time)."""
+        return str(self.manifest["version"])
+
+    @property
+    def strategy(self) -> str:
+        """The strategy's class name, e.g. `EASE`."""
+        return str(self.manifest["model"]["class"]).rpartition(":")[2]
+
+    @property
+    def text_model(self) -> str | None:
+        """Identity of the text encoder that made `item_vectors` (None when there are none)."""
+        return self.manifest.get("text_model")
+
+    def history(self, user_id: str) -> np.ndarray:
+        """Training history (item indexes, oldest first) of a user; empty when unknown."""
+        u = self.users.get(user_id)
+        if u < 0:
+            return np.zeros(0, dtype=np.int64)
+        return self.history_items[self.history_indptr[u] : self.history_indptr[u + 1]].astype(
+            np.int64
+        )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _json_value(value: Any) -> Any:
+    """Catalogue values as plain JSON (numpy scalars and arrays, NaN -> None)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    return str(value)
+
+
+def catalog_rows(catalog: Catalog, ids: list[str]) -> list[dict[str, Any]]:
+    """Catalogue rows as JSON-ready dicts with an `id` key, in index order."""
+    records = catalog.frame.drop(columns=["item"], errors="ignore").to_dict("records")
+    return [
+        {"id": item_id, **{str(k): _json_value(v) for k, v in row.items()}}
+        for item_id, row in zip(ids, records, strict=True)
+    ]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_text(path: Path, text: str) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def build_artifact(
+    dataset: Dataset,
+    model: Recommender,
+    out_dir: str | Path,
+    item_vectors: np.ndarray | None = None,
+    text_model_identity: str | None = None,
+    training: Interactions | None = None,
+) -> Path:
+    """Write a fitted `model` and what serving needs into a new artefact directory `out_dir`.
+
+    `training` is the log the model learned from (default: the dataset's
+    interactions); its per-user histories let the server answer known users.
+    `item_vectors` (row `i` = item `i`) and the identity of the text model that
+    made them let new items be scored from their text. Raises `LmrecError` when
+    `out_dir` already exists: versions are immutable.
+    """
+    out = Path(out_dir)
+    if out.exists():
+        raise LmrecError(
+            f"{out}: already exists; artefact versions are immutable, choose a new directory"
+        )
+    if not model.fitted:
+        raise LmrecError(
+            f"{type(model).__name__} is not fitted: fit it before building an artefact"
+        )
+    log = training if training is not None else dataset.interactions
+    if item_vectors is not None:
+        item_vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
+        if item_vectors.ndim != 2 or len(item_vectors) != dataset.n_items:
+            raise LmrecError(
+                f"item_vectors must be (n_items={dataset.n_items}, dim), not {item_vectors.shape}"
+            )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        _write_text(tmp / "users.json", json.dumps(dataset.users.to_list()))
+        _write_text(tmp / "items.json", json.dumps(dataset.items.to_list()))
+        rows = catalog_rows(dataset.catalog, dataset.items.to_list())
+        _write_text(
+            tmp / "catalog.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        )
+        if item_vectors is not None:
+            with (tmp / "item_vectors.npy").open("wb") as f:
+                np.save(f, item_vectors, allow_pickle=False)
+                f.flush()
+                os.fsync(f.fileno())
+        log = log.with_sizes(max(log.n_users, dataset.n_users), max(log.n_items, dataset.n_items))
+        save_file(
+            {
+                "indptr": np.ascontiguousarray(log.user_indptr, dtype=np.int64),
+                "items": np.ascontiguousarray(log.items, dtype=np.int32),
+                "timestamps": np.ascontiguousarray(log.timestamps, dtype=np.float64),
+            },
+            str(tmp / "histories.safetensors"),
+        )
+        model.save(tmp / "model")
+        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        for p in files:
+            if p.suffix == ".safetensors" or p.parent.name == "model":
+                with p.open("rb") as f:
+                    os.fsync(f.fileno())
+        checksums = {p.relative_to(tmp).as_posix(): _sha256(p) for p in files}
+        content = hashlib.sha256(json.dumps(checksums, sort_keys=True).encode()).hexdigest()
+        now = _dt.datetime.now(_dt.UTC)
+        manifest = {
+            "format": ARTIFACT_FORMAT,
+            "lmrec_version": __version__,
+            "version": f"{now:%Y%m%dT%H%M%SZ}-{content[:12]}",
+            "content_sha256": content,
+            "created": now.isoformat(timespec="seconds"),
+            "dataset": dataset.summary(),
+            "model": {
+                "class": class_path(type(model)),
+                "config": model.config.model_dump(mode="json"),
+                "n_items": model.n_items,
+            },
+            "text_model": text_model_identity if item_vectors is not None else None,
+            "vector_dim": None if item_vectors is None else int(item_vectors.shape[1]),
+            "files": {
+                name: {"sha256": digest, "bytes": (tmp / name).stat().st_size}
+                for name, digest in checksums.items()
+            },
+        }
+        _write_text(tmp / MANIFEST, json.dumps(manifest, indent=2))
+        _fsync_dir(tmp)
+        if out.exists():
+            raise LmrecError(
+                f"{out}: already exists; artefact versions are immutable, choose a new directory"
+            )
+        os.rename(tmp, out)
+        _fsync_dir(out.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LmrecError(f"{path}: cannot read artefact file ({exc})") from None
+
+
+def load_artifact(path: str | Path) -> Artifact:
+    """Load and verify an artefact; `LmrecError` names the file that is missing or corrupt."""
+    root = Path(path)
+    if not (root / MANIFEST).is_file():
+        raise LmrecError(f"{root}: no {MANIFEST}; is this an lmrec artefact directory?")
+    manifest = _read_json(root / MANIFEST)
+    if not isinstance(manifest, dict) or "files" not in manifest or "version" not in manifest:
+        raise LmrecError(f"{root / MANIFEST}: not an lmrec artefact manifest")
+    if manifest.get("format") != ARTIFACT_FORMAT:
+        raise LmrecError(
+            f"{root / MANIFEST}: artefact format {manifest.get('format')!r}, this lmrec reads {ARTIFACT_FORMAT}"
+        )
+    for name, meta in manifest["files"].items():
+        file = root / name
+        if not file.is_file():
+            raise LmrecError(f"{file}: listed in the manifest but missing")
+        if file.stat().st_size != meta["bytes"] or _sha256(file) != meta["sha256"]:
+            raise LmrecError(f"{file}: checksum mismatch (the file is corrupt or was changed)")
+    for required in (
+        "users.json",
+        "items.json",
+        "catalog.jsonl",
+        "histories.safetensors",
+        "model/model.json",
+        "model/state.safetensors",
+    ):
+        if required not in manifest["files"]:
+            raise LmrecError(f"{root / MANIFEST}: the file list lacks {required}")
+
+    users = Vocabulary(_read_json(root / "users.json"))
+    items = Vocabulary(_read_json(root / "items.json"))
+    try:
+        lines = (root / "catalog.jsonl").read_text(encoding="utf-8").splitlines()
+        rows = [json.loads(line) for line in lines if line.strip()]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LmrecError(f"{root / 'catalog.jsonl'}: cannot read catalogue ({exc})") from None
+    if [r.get("id") for r in rows] != items.to_list():
+        raise LmrecError(f"{root / 'catalog.jsonl'}: rows do not match items.json")
+    frame = pd.DataFrame(
+        [{k: v for k, v in r.items() if k != "id"} for r in rows], index=range(len(rows))
+    )
+    catalog = Catalog(frame)
+
+    vectors = None
+    if "item_vectors.npy" in manifest["files"]:
+        try:
+            vectors = np.load(root / "item_vectors.npy", allow_pickle=False).astype(
+                np.float32, copy=False
+            )
+        except (OSError, ValueError) as exc:
+            raise LmrecError(f"{root / 'item_vectors.npy'}: cannot read vectors ({exc})") from None
+        if vectors.ndim != 2 or len(vectors) != len(items):
+            raise LmrecError(
+                f"{root / 'item_vectors.npy'}: shape {vectors.shape} does not match {len(items)} items"
+            )
+    try:
+        hist = load_file(str(root / "histories.safetensors"))
+    except (OSError, ValueError, SafetensorError) as exc:
+        raise LmrecError(
+            f"{root / 'histories.safetensors'}: cannot read histories ({exc})"
+        ) from None
+    indptr, hist_items = hist["indptr"].astype(np.int64), hist["items"]
+    if len(indptr) != len(users) + 1 or indptr[-1] != len(hist_items):
+        raise LmrecError(f"{root / 'histories.safetensors'}: does not match users.json")
+    try:
+        model = load_model(root / "model")
+    except LmrecError:
+        raise
+    except Exception as exc:  # a corrupt state the checksums did not catch (hand-edited manifest)
+        raise LmrecError(
+            f"{root / 'model'}: cannot load the model ({type(exc).__name__}: {exc})"
+        ) from None
+    return Artifact(root, manifest, users, items, catalog, model, indptr, hist_items, vectors)
+
+
+def train_artifact(
+    dataset: Dataset,
+    model_name_or_path: str,
+    out_dir: str | Path,
+    params: Mapping[str, Any] | None = None,
+    item_vectors: np.ndarray | None = None,
+    text_model_identity: str | None = None,
+) -> Path:
+    """Fit a strategy (short name like `ease` or an import path) on all of `dataset` and write an artefact."""
+    from lmrec.models.names import resolve_strategy
+
+    out = Path(out_dir)
+    if out.exists():  # fail before a long fit, not after
+        raise LmrecError(
+            f"{out}: already exists; artefact versions are immutable, choose a new directory"
+        )
+    cls = resolve_strategy(model_name_or_path)
+    model = cls(dict(params or {})).fit(
+        TrainingData(dataset.interactions, dataset.catalog, item_vectors)
+    )
+    return build_artifact(
+        dataset, model, out, item_vectors=item_vectors, text_model_identity=text_model_identity
+    )

@@ -1,0 +1,71 @@
+"""Content-based strategy: a user profile built from the text vectors of their history."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from lmrec.data.interactions import Histories
+from lmrec.models.base import ModelConfig, Recommender, TrainingData
+from lmrec.models.itemknn import history_weights
+
+__all__ = ["ContentConfig", "ContentProfile", "profiles"]
+
+
+class ContentConfig(ModelConfig):
+    """`recency`: weight of a history item is exp(-recency * steps back from the newest)
+    (0 = plain mean; 0.3 halves the weight about every 2 items); `max_history`: only the
+    newest items count."""
+
+    recency: float = Field(0.3, ge=0.0)
+    max_history: int = Field(50, ge=1)
+
+
+def profiles(
+    vectors: np.ndarray, histories: Histories, recency: float, max_history: int
+) -> np.ndarray:
+    """Recency-weighted, L2-normalised mean of history item vectors; zeros for empty histories.
+
+    History items without a vector (index beyond `vectors`) are skipped.
+    """
+    n, dim = len(histories), vectors.shape[1]
+    weights = history_weights(histories, recency)
+    ends = np.repeat(histories.indptr[1:], histories.lengths)
+    recent = (ends - np.arange(len(histories.items))) <= max_history
+    keep = recent & (histories.items >= 0) & (histories.items < len(vectors))
+    out = np.zeros((n, dim), dtype=np.float32)
+    np.add.at(out, histories.row_ids()[keep], vectors[histories.items[keep]] * weights[keep, None])
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.maximum(norms, 1e-12)
+
+
+class ContentProfile(Recommender):
+    """Cosine similarity between each item's text vector and the user's profile vector.
+
+    Needs no interactions at all, so new and cold items are scored like any other.
+    """
+
+    Config = ContentConfig
+    config: ContentConfig
+    uses_text = True
+
+    def _fit(self, data: TrainingData) -> None:
+        assert data.item_vectors is not None
+        self.vectors_ = np.ascontiguousarray(data.item_vectors, dtype=np.float32)
+        self.n_items = len(self.vectors_)
+
+    def add_items(self, vectors: np.ndarray) -> None:
+        """Append text vectors of new items; they are scored from the next call on."""
+        self._require_fitted()
+        self.vectors_ = np.vstack([self.vectors_, np.asarray(vectors, dtype=np.float32)])
+        self.n_items = len(self.vectors_)
+
+    def _score(self, histories: Histories) -> np.ndarray:
+        p = profiles(self.vectors_, histories, self.config.recency, self.config.max_history)
+        return p @ self.vectors_.T
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"vectors": self.vectors_}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.vectors_ = state["vectors"]

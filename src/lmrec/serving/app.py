@@ -1,0 +1,524 @@
+"""The HTTP service: an app factory whose routes only translate between schemas and the pipeline.
+
+Nothing heavy happens at import or in `create_app`: the state store, the model and
+the encoder are opened in the lifespan, so tests build as many apps as they like.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lmrec import __version__
+from lmrec.errors import LmrecError
+from lmrec.pipeline import Encoder
+from lmrec.pipeline import Query as PipelineQuery
+from lmrec.serving.auth import ApiKey, authenticate
+from lmrec.serving.registry import ModelRegistry
+from lmrec.serving.schemas import (
+    MAX_K,
+    EraseRequest,
+    EraseResponse,
+    ErrorBody,
+    EventsRequest,
+    EventsResponse,
+    Id,
+    ItemsRequest,
+    ItemsResponse,
+    ModelLoadRequest,
+    ModelResponse,
+    RecommendationOut,
+    RecommendationRequest,
+    RecommendationResponse,
+)
+from lmrec.serving.settings import Settings
+from lmrec.serving.store import Event, SQLiteStateStore, StoredItem
+
+__all__ = ["ApiError", "create_app"]
+
+log = logging.getLogger("lmrec.serving")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class ApiError(Exception):
+    """An error answered as `{"error": {"code", "message"}}` with an HTTP status."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+class _Metrics:
+    """This app's Prometheus collectors, in their own registry (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "lmrec_http_requests",
+            "HTTP requests",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "lmrec_http_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            buckets=(0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+        self.events = Counter("lmrec_events", "Events received", ["result"], registry=self.registry)
+        self.swaps = Counter("lmrec_model_loads", "Model loads", ["result"], registry=self.registry)
+        self.model = Gauge(
+            "lmrec_model_info",
+            "The model version serving (value 1)",
+            ["version"],
+            registry=self.registry,
+        )
+        self.items = Gauge(
+            "lmrec_items", "Items known to the serving model", registry=self.registry
+        )
+
+
+@dataclass(eq=False)
+class _Services:
+    settings: Settings
+    store: SQLiteStateStore
+    registry: ModelRegistry
+    metrics: _Metrics
+
+
+class _BodyLimit:
+    """Answers 413 once a request body passes `limit` bytes, however it is sent.
+
+    Counts the bytes actually received (so chunked bodies without Content-Length
+    are limited too) and buffers at most `limit` bytes before handing the body on.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = _error(
+            413, "payload_too_large", f"request body is larger than {self.limit} bytes"
+        )
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await too_large(scope, receive, send)
+                return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # client went away
+                return
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.limit:
+                await too_large(scope, receive, send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+class _Observe:
+    """Counts requests and latency by route template and logs them without ids or query strings."""
+
+    def __init__(self, app: ASGIApp, metrics: _Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            elapsed = time.perf_counter() - start
+            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(route).observe(elapsed)
+            log.info("%s %s %d %.1fms", scope["method"], route, status, elapsed * 1000)
+
+
+_bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
+_header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
+
+
+def _services(request: Request) -> _Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+Services = Annotated[_Services, Depends(_services)]
+
+
+def _require(scope: str) -> Callable[..., ApiKey | None]:
+    def check(
+        svc: Services,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        api_key: Annotated[str | None, Depends(_header_key)],
+    ) -> ApiKey | None:
+        presented = credentials.credentials if credentials is not None else api_key
+        if not presented:
+            if svc.settings.allow_anonymous:
+                return None
+            raise ApiError(
+                401, "unauthorized", "an API key is required (Authorization: Bearer <key>)"
+            )
+        entry = authenticate(svc.settings.api_keys, presented)
+        if entry is None:
+            raise ApiError(401, "unauthorized", "unknown API key")
+        if scope not in entry.scopes:
+            raise ApiError(403, "forbidden", f"this API key lacks the {scope!r} scope")
+        return entry
+
+    return check
+
+
+ReadKey = Depends(_require("read"))
+IngestKey = Depends(_require("ingest"))
+AdminKey = Depends(_require("admin"))
+
+
+def hash_for_log(value: str) -> str:
+    """A short stable pseudonym for logging an id (never log ids in the clear)."""
+    return hashlib.sha256(b"lmrec-log\x00" + value.encode()).hexdigest()[:12]
+
+
+def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
+    """Build the service for `settings`; `encoder` (texts -> vectors) overrides `settings.encoder`.
+
+    The state store, model and encoder open in the lifespan, not here.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = SQLiteStateStore(settings.db).open()
+        enc = encoder
+        if enc is None and settings.encoder == "minilm":
+            from lmrec.serving.encoders import minilm_encoder
+
+            enc = minilm_encoder()
+        registry = ModelRegistry(store, enc)
+        try:
+            pipeline = registry.load(settings.model_dir)
+        except BaseException:
+            store.close()
+            raise
+        metrics.model.labels(pipeline.version).set(1)
+        metrics.items.set(pipeline.n_items)
+        app.state.services = _Services(settings, store, registry, metrics)
+        try:
+            yield
+        finally:
+            store.close()
+
+    metrics = _Metrics()
+    app = FastAPI(
+        title="lmrec",
+        version=__version__,
+        summary="Real-time recommendations: events change the next answer; new items are live at once.",
+        lifespan=lifespan,
+        responses={
+            401: {"model": ErrorBody, "description": "No or unknown API key"},
+            403: {"model": ErrorBody, "description": "The key lacks the scope"},
+            413: {"model": ErrorBody, "description": "Body too large"},
+            422: {"model": ErrorBody, "description": "Invalid request"},
+        },
+    )
+    app.add_middleware(_Observe, metrics=metrics)
+    app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return _error(exc.status, exc.code, exc.message, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+            parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        return _error(422, "invalid_request", "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(LmrecError)
+    async def _lmrec_error(request: Request, exc: LmrecError) -> JSONResponse:
+        return _error(422, "invalid_request", str(exc))
+
+    # -- health and metrics (no key) --------------------------------------------
+
+    @app.get("/health/live", tags=["health"])
+    def live() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/health/ready", tags=["health"])
+    def ready(request: Request) -> JSONResponse:
+        """A model is loaded and the state store answers."""
+        svc: _Services | None = getattr(request.app.state, "services", None)
+        if svc is None or not svc.registry.ready or not svc.store.ping():
+            return _error(503, "not_ready", "the model or the state store is not ready")
+        return JSONResponse({"status": "ready", "model_version": svc.registry.pipeline.version})
+
+    @app.get("/metrics", tags=["health"], include_in_schema=False)
+    def prometheus(request: Request) -> Response:
+        """Prometheus metrics."""
+        svc: _Services = request.app.state.services
+        if not svc.settings.metrics_public:
+            _require("admin")(svc, None, request.headers.get("x-api-key"))
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # -- events -------------------------------------------------------------------
+
+    @app.post(
+        "/v1/events", tags=["events"], dependencies=[IngestKey], response_model=EventsResponse
+    )
+    def post_events(body: EventsRequest, svc: Services) -> EventsResponse:
+        """Record user events; answers only after the batch is durably committed."""
+        now = time.time()
+        events = []
+        for e in body.events:
+            ts = e.timestamp
+            if isinstance(ts, _dt.datetime):
+                ts = (ts if ts.tzinfo else ts.replace(tzinfo=_dt.UTC)).timestamp()
+            events.append(
+                Event(
+                    e.event_id,
+                    e.user_id,
+                    e.item_id,
+                    e.type,
+                    now if ts is None else float(ts),
+                    e.value,
+                    e.context,
+                )
+            )
+        accepted = svc.store.add_events(events)
+        svc.metrics.events.labels("accepted").inc(accepted)
+        svc.metrics.events.labels("duplicate").inc(len(events) - accepted)
+        return EventsResponse(accepted=accepted, duplicates=len(events) - accepted)
+
+    # -- recommendations ----------------------------------------------------------
+
+    @app.post(
+        "/v1/recommendations",
+        tags=["recommendations"],
+        dependencies=[ReadKey],
+        response_model=RecommendationResponse,
+    )
+    def recommend(body: RecommendationRequest, svc: Services) -> RecommendationResponse:
+        """Top-k items for a user and/or a history; consumed and not-interested items are left out."""
+        history: list[str] = []
+        negative: list[str] = []
+        erased = False
+        if body.user_id is not None:
+            state = svc.store.user_state(body.user_id, svc.settings.history_limit)
+            history, negative, erased = state.history, state.negative, state.erased
+        pipeline = svc.registry.pipeline
+        query = PipelineQuery(
+            user_id=body.user_id,
+            history=[*history, *body.history],
+            k=min(body.k, svc.settings.max_k),
+            exclude=body.exclude,
+            negative=negative,
+            filters=body.filters,
+            exclude_seen=body.exclude_seen,
+            use_trained_history=not erased,
+            text=body.query,
+        )
+        recs = pipeline.recommend(query)
+        return RecommendationResponse(
+            items=[
+                RecommendationOut(item_id=r.item_id, score=r.score, reasons=r.reasons) for r in recs
+            ],
+            model_version=pipeline.version,
+        )
+
+    # -- items ----------------------------------------------------------------------
+
+    @app.post("/v1/items", tags=["items"], dependencies=[IngestKey], response_model=ItemsResponse)
+    def upsert_items(body: ItemsRequest, svc: Services) -> ItemsResponse:
+        """Add, replace or delete items; new items are recommendable when this returns."""
+        registry = svc.registry
+        stored = [
+            StoredItem(i.item_id, i.model_dump(exclude={"item_id", "deleted"}), i.deleted)
+            for i in body.items
+        ]
+        with registry.items_lock:
+            pipeline = registry.pipeline
+            live = [s for s in stored if not s.deleted]
+            existing = sum(1 for s in live if pipeline.knows_item(s.item_id))
+            svc.store.put_items(stored)
+            added = (
+                pipeline.add_items([s.item_id for s in live], [s.fields for s in live])
+                if live
+                else 0
+            )
+            deleted = pipeline.remove_items([s.item_id for s in stored if s.deleted])
+        svc.metrics.items.set(pipeline.n_items)
+        return ItemsResponse(
+            added=added,
+            updated=existing,
+            deleted=deleted,
+            scored_from_text=pipeline.has_vectors and pipeline.encoder is not None,
+        )
+
+    @app.delete("/v1/items", tags=["items"], dependencies=[IngestKey], response_model=ItemsResponse)
+    def delete_item(
+        item_id: Annotated[Id, Query(description="The item to stop recommending.")], svc: Services
+    ) -> ItemsResponse:
+        """Stop recommending an item."""
+        registry = svc.registry
+        with registry.items_lock:
+            pipeline = registry.pipeline
+            if not pipeline.is_active(item_id):
+                raise ApiError(404, "not_found", "no such item")
+            svc.store.put_items([StoredItem(item_id, {}, True)])
+            deleted = pipeline.remove_items([item_id])
+        return ItemsResponse(added=0, updated=0, deleted=deleted, scored_from_text=False)
+
+    @app.get(
+        "/v1/items/similar",
+        tags=["items"],
+        dependencies=[ReadKey],
+        response_model=RecommendationResponse,
+    )
+    def similar_items(
+        item_id: Annotated[Id, Query(description="The item to find neighbours of.")],
+        svc: Services,
+        k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+    ) -> RecommendationResponse:
+        """Items most like one item."""
+        pipeline = svc.registry.pipeline
+        if not pipeline.is_active(item_id):
+            raise ApiError(404, "not_found", "no such item")
+        recs = pipeline.similar(item_id, k)
+        return RecommendationResponse(
+            items=[
+                RecommendationOut(item_id=r.item_id, score=r.score, reasons=r.reasons) for r in recs
+            ],
+            model_version=pipeline.version,
+        )
+
+    # -- users ----------------------------------------------------------------------
+
+    @app.delete("/v1/users", tags=["users"], dependencies=[IngestKey], response_model=EraseResponse)
+    def erase_user(body: EraseRequest, svc: Services) -> EraseResponse:
+        """Erase a user's events and state everywhere (the model's copy is no longer served)."""
+        removed = svc.store.erase_user(body.user_id)
+        log.info("erased user %s (%d events)", hash_for_log(body.user_id), removed)
+        return EraseResponse(erased_events=removed)
+
+    # -- models ---------------------------------------------------------------------
+
+    def _model(svc: _Services) -> ModelResponse:
+        p = svc.registry.pipeline
+        return ModelResponse(
+            model_version=p.version,
+            strategy=p.strategy,
+            n_items=p.n_items,
+            text_model=svc.registry.text_model,
+        )
+
+    @app.get(
+        "/v1/models/current", tags=["models"], dependencies=[ReadKey], response_model=ModelResponse
+    )
+    def current_model(svc: Services) -> ModelResponse:
+        """The model version serving now."""
+        return _model(svc)
+
+    @app.post(
+        "/v1/admin/models", tags=["admin"], dependencies=[AdminKey], response_model=ModelResponse
+    )
+    def load_model(body: ModelLoadRequest, svc: Services) -> ModelResponse:
+        """Load an artefact version: verify, warm, then switch atomically; on failure the old one keeps serving."""
+        path = Path(body.path)
+        root = svc.settings.model_root
+        if root is not None and not path.resolve().is_relative_to(root.resolve()):
+            raise ApiError(422, "invalid_artifact", "the path is outside the configured model root")
+        old = svc.registry.pipeline.version
+        try:
+            pipeline = svc.registry.load(path)
+        except LmrecError as exc:
+            svc.metrics.swaps.labels("rejected").inc()
+            raise ApiError(422, "invalid_artifact", f"{exc}; still serving {old}") from None
+        svc.metrics.swaps.labels("loaded").inc()
+        svc.metrics.model.clear()
+        svc.metrics.model.labels(pipeline.version).set(1)
+        svc.metrics.items.set(pipeline.n_items)
+        log.info("model %s replaced %s", pipeline.version, old)
+        return _model(svc)
+
+    return app

@@ -1,0 +1,141 @@
+"""Command-line entry points for training an artefact and serving it (registered by `lmrec.cli`).
+
+Both are plain functions with typer annotations: `app.command("train")(train_command)`.
+Errors the user can fix are raised as `LmrecError`; the main CLI prints them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lmrec.errors import ConfigError
+
+__all__ = ["keys_command", "serve_command", "train_command"]
+
+
+def train_command(
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name or path.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="New artefact directory (must not exist).")
+    ],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Strategy short name or package.module:Class.")
+    ] = "ease",
+    params: Annotated[
+        str, typer.Option("--params", help="Hyperparameters as JSON, e.g. '{\"reg\": 250}'.")
+    ] = "{}",
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Where datasets live.")
+    ] = None,
+    text_vectors: Annotated[
+        bool,
+        typer.Option(
+            "--text-vectors/--no-text-vectors", help="Encode item text (MiniLM) into the artefact."
+        ),
+    ] = False,
+) -> None:
+    """Fit a strategy on a whole dataset and write a versioned model artefact."""
+    from lmrec.artifacts import train_artifact
+    from lmrec.data.loaders import load_dataset
+
+    try:
+        hyper = json.loads(params)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--params is not valid JSON ({exc.msg})") from None
+    if not isinstance(hyper, dict):
+        raise ConfigError("--params must be a JSON object")
+    data = load_dataset(dataset, data_dir)
+    vectors = identity = None
+    if text_vectors:
+        from lmrec.serving.encoders import MINILM_IDENTITY, minilm_encoder
+
+        vectors, identity = minilm_encoder()(data.catalog.texts()), MINILM_IDENTITY
+    path = train_artifact(
+        data, model, out, hyper, item_vectors=vectors, text_model_identity=identity
+    )
+    manifest = json.loads((path / "manifest.json").read_text())
+    typer.echo(f"wrote {path} (version {manifest['version']})")
+
+
+def serve_command(
+    model_dir: Annotated[Path, typer.Option("--model-dir", help="Artefact directory to serve.")],
+    db: Annotated[
+        Path, typer.Option("--db", help="SQLite file for events and online state.")
+    ] = Path("lmrec-state.db"),
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    api_keys_file: Annotated[
+        Path | None,
+        typer.Option("--api-keys-file", help="JSON file of hashed API keys (see `keys`)."),
+    ] = None,
+    allow_anonymous: Annotated[
+        bool, typer.Option("--allow-anonymous", help="Serve without keys (local experiments only).")
+    ] = False,
+    encoder: Annotated[
+        str, typer.Option("--encoder", help="none or minilm (scores new items from text).")
+    ] = "none",
+    model_root: Annotated[
+        Path | None,
+        typer.Option("--model-root", help="Admin model loads must lie under this folder."),
+    ] = None,
+    max_body_bytes: Annotated[int, typer.Option("--max-body-bytes")] = 1_048_576,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Server processes (each loads the model).")
+    ] = 1,
+) -> None:
+    """Serve recommendations over HTTP (OpenAPI at /docs)."""
+    import uvicorn
+
+    from lmrec.serving import ApiKeys, Settings, create_app, load_api_keys
+
+    if encoder not in ("none", "minilm"):
+        raise ConfigError(f"--encoder must be 'none' or 'minilm', not {encoder!r}")
+    if api_keys_file is None and not allow_anonymous:
+        raise ConfigError("give --api-keys-file (make one with `keys`) or --allow-anonymous")
+    if workers != 1:
+        raise ConfigError(
+            "--workers > 1 needs a shared state store (Redis); run one process per SQLite file"
+        )
+    settings = Settings(
+        model_dir=model_dir,
+        db=db,
+        api_keys=load_api_keys(api_keys_file) if api_keys_file is not None else ApiKeys(),
+        allow_anonymous=allow_anonymous,
+        encoder=encoder,  # type: ignore[arg-type]
+        model_root=model_root,
+        max_body_bytes=max_body_bytes,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # uvicorn's access log prints query strings; ours logs route templates only.
+    uvicorn.run(create_app(settings), host=host, port=port, access_log=False)
+
+
+def keys_command(
+    name: Annotated[str, typer.Option("--name", help="Who the key is for.")],
+    scopes: Annotated[
+        str, typer.Option("--scopes", help="Comma-separated: read,ingest,admin.")
+    ] = "read",
+    file: Annotated[Path, typer.Option("--file", help="Keys file to add the entry to.")] = Path(
+        "api-keys.json"
+    ),
+) -> None:
+    """Make a new API key: prints it once and stores only its hash in the keys file."""
+    from lmrec.serving.auth import SCOPES, ApiKeys, load_api_keys, new_api_key
+
+    wanted = tuple(s.strip() for s in scopes.split(",") if s.strip())
+    bad = [s for s in wanted if s not in SCOPES]
+    if bad or not wanted:
+        raise ConfigError(f"unknown scopes {bad}; choose from {', '.join(SCOPES)}")
+    current = load_api_keys(file) if file.exists() else ApiKeys()
+    key, entry = new_api_key(name, wanted)  # type: ignore[arg-type]
+    updated = ApiKeys(keys=(*current.keys, entry))
+    tmp = file.with_suffix(file.suffix + ".tmp")
+    tmp.write_text(json.dumps(updated.model_dump(), indent=2))
+    tmp.chmod(0o600)
+    tmp.replace(file)
+    typer.echo(key)

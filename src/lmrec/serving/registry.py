@@ -1,0 +1,75 @@
+"""The model now serving, and how a new artefact version replaces it without downtime."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from lmrec.artifacts import Artifact, load_artifact
+from lmrec.errors import LmrecError
+from lmrec.pipeline import Encoder, Pipeline
+from lmrec.serving.store import StateStore, StoredItem
+
+__all__ = ["ModelRegistry"]
+
+
+class ModelRegistry:
+    """Holds the serving `Pipeline`; `load` builds the next one aside and swaps it in.
+
+    A swap is: load and verify the artefact, replay the online item changes from
+    the state store onto it, run warm-up queries, then replace the reference in
+    one assignment. Requests in flight finish on the pipeline they started with;
+    any failure before the swap leaves the old pipeline serving.
+    """
+
+    def __init__(self, store: StateStore, encoder: Encoder | None = None):
+        self.store = store
+        self.encoder = encoder
+        self._pipeline: Pipeline | None = None
+        self.text_model: str | None = None
+        # Serialises item writes with swaps so no upsert is lost between replay and swap.
+        self.items_lock = threading.Lock()
+        self._load_lock = threading.Lock()
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The pipeline serving now."""
+        if self._pipeline is None:
+            raise LmrecError("no model is loaded")
+        return self._pipeline
+
+    @property
+    def ready(self) -> bool:
+        return self._pipeline is not None
+
+    def _check_encoder(self, artifact: Artifact) -> None:
+        if artifact.item_vectors is None or self.encoder is None:
+            return
+        dim = self.encoder(["probe"]).shape[-1]
+        if dim != artifact.item_vectors.shape[1]:
+            raise LmrecError(
+                f"{artifact.path}: item vectors have {artifact.item_vectors.shape[1]} dimensions but the "
+                f"configured encoder makes {dim} (artefact text model: {artifact.text_model})"
+            )
+
+    def _replay(self, pipeline: Pipeline, items: Sequence[StoredItem]) -> None:
+        live = [i for i in items if not i.deleted]
+        if live:
+            pipeline.add_items([i.item_id for i in live], [i.fields for i in live])
+        gone = [i.item_id for i in items if i.deleted]
+        if gone:
+            pipeline.remove_items(gone)
+
+    def load(self, path: str | Path) -> Pipeline:
+        """Load, validate and warm the artefact at `path`, then make it the serving one."""
+        with self._load_lock:
+            artifact = load_artifact(path)
+            self._check_encoder(artifact)
+            pipeline = Pipeline.from_artifact(artifact, self.encoder)
+            pipeline.warm()
+            with self.items_lock:
+                self._replay(pipeline, self.store.items())
+                self._pipeline = pipeline
+                self.text_model = artifact.text_model
+            return pipeline

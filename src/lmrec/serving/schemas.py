@@ -1,0 +1,183 @@
+"""HTTP request and response bodies (separate from the domain types they map to)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+__all__ = [
+    "MAX_BATCH",
+    "MAX_ID_BYTES",
+    "MAX_K",
+    "EraseRequest",
+    "EraseResponse",
+    "ErrorBody",
+    "EventIn",
+    "EventsRequest",
+    "EventsResponse",
+    "ItemIn",
+    "ItemsRequest",
+    "ItemsResponse",
+    "ModelLoadRequest",
+    "ModelResponse",
+    "RecommendationOut",
+    "RecommendationRequest",
+    "RecommendationResponse",
+]
+
+MAX_ID_BYTES = 256
+MAX_K = 500
+MAX_BATCH = 1000
+
+
+def _check_id(value: str) -> str:
+    if not value:
+        raise ValueError("must not be empty")
+    if len(value.encode("utf-8")) > MAX_ID_BYTES:
+        raise ValueError(f"must be at most {MAX_ID_BYTES} bytes in UTF-8")
+    return value
+
+
+#: An external id: any non-empty string of at most 256 UTF-8 bytes.
+Id = Annotated[str, AfterValidator(_check_id)]
+EventType = Literal["view", "click", "add_to_cart", "purchase", "rating", "not_interested"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventIn(_Body):
+    """One user action."""
+
+    event_id: Id = Field(
+        description="Unique id; a repeated id is stored once (idempotent retries)."
+    )
+    user_id: Id
+    item_id: Id
+    type: EventType
+    timestamp: _dt.datetime | float | None = Field(
+        None, description="When it happened: ISO 8601 or seconds since the epoch (default: now)."
+    )
+    value: float | None = Field(
+        None, description="Rating value or quantity, when the type has one."
+    )
+    context: dict[str, Any] = Field(default_factory=dict, description="Device, page, session, ...")
+
+
+class EventsRequest(_Body):
+    """A batch of events, committed together."""
+
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class EventsResponse(BaseModel):
+    """How many events were new and how many were repeats of stored ones."""
+
+    accepted: int
+    duplicates: int
+
+
+class RecommendationRequest(_Body):
+    """Who to recommend for: a user id, a history, or both."""
+
+    user_id: Id | None = None
+    history: list[Id] = Field(
+        default_factory=list,
+        max_length=MAX_BATCH,
+        description="Item ids the user just interacted with, oldest first.",
+    )
+    k: int = Field(10, ge=1, le=MAX_K, description=f"How many items (1 to {MAX_K}).")
+    context: dict[str, Any] = Field(default_factory=dict)
+    query: str | None = Field(
+        None, max_length=1000, description="Free text that steers the answer."
+    )
+    exclude: list[Id] = Field(default_factory=list, max_length=MAX_BATCH)
+    filters: dict[str, str | int | float | list[str | int | float]] = Field(
+        default_factory=dict, description='Item attributes to require, e.g. {"brand": "Prada"}.'
+    )
+    exclude_seen: bool = Field(True, description="Leave out items the user already consumed.")
+
+
+class RecommendationOut(BaseModel):
+    """One recommended item."""
+
+    item_id: str
+    score: float
+    reasons: list[str]
+
+
+class RecommendationResponse(BaseModel):
+    """The ranked items and the model version that ranked them."""
+
+    items: list[RecommendationOut]
+    model_version: str
+
+
+class ItemIn(BaseModel):
+    """An item to add or replace; unknown fields are kept as attributes."""
+
+    model_config = ConfigDict(extra="allow")
+
+    item_id: Id
+    title: str = ""
+    description: str = ""
+    brand: str = ""
+    categories: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    deleted: bool = Field(False, description="True removes the item from recommendations.")
+
+
+class ItemsRequest(_Body):
+    """A batch of item upserts."""
+
+    items: list[ItemIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class ItemsResponse(BaseModel):
+    """How many items were added, updated and deleted, and whether they have vectors."""
+
+    added: int
+    updated: int
+    deleted: int
+    scored_from_text: bool
+
+
+class EraseRequest(_Body):
+    """Whom to forget."""
+
+    user_id: Id = Field(description="Sent in the body so it stays out of URLs and access logs.")
+
+
+class EraseResponse(BaseModel):
+    """How many stored events were removed."""
+
+    erased_events: int
+
+
+class ModelLoadRequest(_Body):
+    """Which artefact directory to serve next."""
+
+    path: str = Field(min_length=1, max_length=4096)
+
+
+class ModelResponse(BaseModel):
+    """The model now serving."""
+
+    model_version: str
+    strategy: str
+    n_items: int
+    text_model: str | None
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error: `{"error": {"code": ..., "message": ...}}`."""
+
+    error: ErrorDetail

@@ -1,0 +1,38 @@
+"""The server's typed configuration (unknown keys fail)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lmrec.serving.auth import ApiKeys
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseModel):
+    """Everything `create_app` needs.
+
+    `model_dir`: the artefact to serve at start-up. `db`: the SQLite state file.
+    `api_keys`: who may call what; with no keys every protected route answers 401
+    unless `allow_anonymous` (local experiments only). `model_root`: when set,
+    admin model loads must lie under it. `encoder`: "minilm" loads the packaged
+    sentence encoder at start-up when the artefact has item vectors; "none" leaves
+    new items unscored (an encoder passed to `create_app` wins over both).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_dir: Path
+    db: Path
+    api_keys: ApiKeys = ApiKeys()
+    allow_anonymous: bool = False
+    model_root: Path | None = None
+    encoder: Literal["none", "minilm"] = "none"
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    max_batch: int = Field(default=1000, gt=0)
+    max_k: int = Field(default=500, gt=0)
+    history_limit: int = Field(default=200, gt=0)
+    metrics_public: bool = True
