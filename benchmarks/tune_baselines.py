@@ -29,7 +29,9 @@ GRIDS: dict[str, dict[str, list]] = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataset", default="amazon-beauty")
     parser.add_argument("--models", default="ease,itemknn,als,bpr")
     args = parser.parse_args()
@@ -45,12 +47,32 @@ def main() -> None:
             t0 = time.perf_counter()
             model = cls(params).fit(data)
             fit = time.perf_counter() - t0
-            res = evaluate_model(model, split.train, split.valid, options=EvalOptions(ks=(10,), save_top=10))
+            res = evaluate_model(
+                model, split.train, split.valid, options=EvalOptions(ks=(10,), save_top=10)
+            )
             ndcg = res.summary["ndcg@10"]
-            print(json.dumps({"model": name, "params": params, "valid_ndcg@10": round(ndcg, 5), "fit_s": round(fit, 1)}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "model": name,
+                        "params": params,
+                        "valid_ndcg@10": round(ndcg, 5),
+                        "fit_s": round(fit, 1),
+                    }
+                ),
+                flush=True,
+            )
             if ndcg > best.get(name, (-1.0, {}))[0]:
                 best[name] = (ndcg, params)
-    print(json.dumps({"best": {k: {"valid_ndcg@10": round(v[0], 5), "params": v[1]} for k, v in best.items()}}))
+    print(
+        json.dumps(
+            {
+                "best": {
+                    k: {"valid_ndcg@10": round(v[0], 5), "params": v[1]} for k, v in best.items()
+                }
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

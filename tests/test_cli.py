@@ -92,3 +92,18 @@ def test_help_teaches():
     proc = lmrec("evaluate", "--help")
     assert proc.returncode == 0
     assert "--save-rankings" in proc.stdout and "Example" in proc.stdout
+
+
+@pytest.mark.slow
+def test_demo_trains_evaluates_and_reports_on_the_sample(tmp_path: Path):
+    proc = lmrec("demo", "--dataset", "sample", "--workdir", str(tmp_path), "--no-serve")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads((tmp_path / "results.json").read_text())
+    rows = doc["results"]
+    assert {"pop", "ease", "lm-adapter", "hybrid"} <= set(rows)
+    # The sample has real topical structure: personalised strategies beat popularity,
+    # and diversity is measured over text vectors.
+    assert rows["ease"]["ndcg@10"] > 2 * rows["pop"]["ndcg@10"]
+    assert rows["lm-adapter"]["ndcg@10"] > rows["pop"]["ndcg@10"]
+    assert "diversity@10" in rows["ease"]
+    assert (tmp_path / "report.html").stat().st_size > 10_000

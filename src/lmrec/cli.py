@@ -84,6 +84,9 @@ def _run(
     seed: int,
     ks: list[int],
     reference: str | None,
+    text_model: str | None = None,
+    text_backend: str = "torch",
+    always_text: bool = False,
 ) -> Any:
     from lmrec.evaluation import EvalOptions, ModelSpec, parse_params, run_experiment
 
@@ -93,8 +96,8 @@ def _run(
         raise LmrecError(f"--param names models not being evaluated: {', '.join(sorted(unknown))}")
     specs = [ModelSpec.parse(name, by_model.get(name)) for name in model_names]
     item_vectors = None
-    if any(spec.cls.uses_text for spec in specs):
-        item_vectors = _text_vectors(dataset)
+    if always_text or any(spec.cls.uses_text for spec in specs):
+        item_vectors = _text_vectors(dataset, text_model, text_backend)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -130,12 +133,17 @@ def _run(
         )
 
 
-def _text_vectors(dataset: Any) -> Any:
-    from lmrec.text import encode_catalog
+def _text_vectors(dataset: Any, text_model: str | None = None, backend: str = "torch") -> Any:
+    """Item text vectors through the on-disk cache (only new or changed texts are encoded)."""
+    from lmrec.text import EmbeddingCache, encode_catalog, make_encoder
 
-    with console.status("encoding item text ..."):
-        vectors, stats = encode_catalog(dataset.catalog)
-    console.print(f"item text vectors: {vectors.shape[0]:,} x {vectors.shape[1]} ({stats})")
+    encoder = make_encoder(model=text_model, backend=backend)
+    vectors, stats = encode_catalog(dataset.catalog, encoder, EmbeddingCache(), show_progress=True)
+    console.print(
+        f"item text: {vectors.shape[0]:,} x {vectors.shape[1]} vectors ({stats.n_encoded:,} encoded, "
+        f"{stats.n_cached:,} from cache, {stats.seconds:.1f} s); {stats.text.n_fallback:,} items "
+        f"without the configured text fields fell back to other fields ({stats.text.n_id_only:,} to their id)"
+    )
     return vectors
 
 
@@ -175,6 +183,22 @@ def evaluate(
         typer.Option(help="Model to test the others against (paired bootstrap and t-test)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for splits and models.")] = 0,
+    text_model: Annotated[
+        str | None,
+        typer.Option(
+            help="Sentence-transformers model directory for item text (default: the bundled all-MiniLM-L6-v2)."
+        ),
+    ] = None,
+    text_backend: Annotated[
+        str, typer.Option(help="Text encoder runtime: torch, onnx or onnx-int8.")
+    ] = "torch",
+    text_diversity: Annotated[
+        bool,
+        typer.Option(
+            "--text-diversity/--attribute-diversity",
+            help="Measure intra-list diversity over text vectors (encodes item text) or attribute vectors.",
+        ),
+    ] = True,
     min_rating: Annotated[
         float | None, typer.Option(help="Drop interactions rated below this (implicit feedback).")
     ] = None,
@@ -200,7 +224,19 @@ def evaluate(
     for name in names:
         resolve_strategy(name)  # fail on a typo before loading data
     ds = _load(dataset, data_dir, min_rating, k_core)
-    experiment = _run(ds, protocol, names, param or [], seed, k or [10, 20], reference)
+    has_text = any(ds.catalog.title(i) for i in range(min(ds.n_items, 50)))
+    experiment = _run(
+        ds,
+        protocol,
+        names,
+        param or [],
+        seed,
+        k or [10, 20],
+        reference,
+        text_model=text_model,
+        text_backend=text_backend,
+        always_text=text_diversity and has_text,
+    )
     doc = experiment.to_json()
     stdout.print(_leaderboard(doc, min(doc["ks"])))
     if out:
@@ -253,7 +289,7 @@ def demo(
     ] = True,
     port: Annotated[int, typer.Option(help="Port for --serve.")] = 8000,
 ) -> None:
-    """Train the baselines, evaluate them with full ranking, write a report, then serve.
+    """Train CF and text strategies, evaluate them with full ranking, write a report, then serve.
 
     Uses ml-100k when its files are found (--data-dir / LMREC_DATA_DIR), else a
     generated sample dataset, and says which. The best model is saved as an
@@ -277,7 +313,8 @@ def demo(
                 "ml-100k not found (set LMREC_DATA_DIR); using the generated sample dataset"
             )
     ds = _load(name, data_dir)
-    experiment = _run(ds, "loo", ["pop", "itemknn", "ease", "als"], [], 0, [10, 20], "pop")
+    models = ["pop", "itemknn", "ease", "als", "content", "lm-adapter", "hybrid"]
+    experiment = _run(ds, "loo", models, [], 0, [10, 20], "pop", always_text=True)
     doc = experiment.to_json()
     stdout.print(_leaderboard(doc))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -293,7 +330,7 @@ def demo(
     if model_dir.exists():
         shutil.rmtree(model_dir)  # the demo's own previous artefact
     with console.status(f"training {best} on all of {ds.name} ..."):
-        train_artifact(ds, best, model_dir, {})
+        train_artifact(ds, best, model_dir, {}, item_vectors=experiment.item_vectors)
     user = ds.users.id(0)
     base = f"http://127.0.0.1:{port}"
     stdout.print(
@@ -307,7 +344,13 @@ def demo(
     )
     from lmrec.serving.cli import serve_command
 
-    serve_command(model_dir=model_dir, db=workdir / "state.db", port=port, allow_anonymous=True)
+    serve_command(
+        model_dir=model_dir,
+        db=workdir / "state.db",
+        port=port,
+        allow_anonymous=True,
+        encoder="minilm" if experiment.item_vectors is not None else "none",
+    )
 
 
 def _register_serving() -> None:

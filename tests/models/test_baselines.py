@@ -9,6 +9,7 @@ from tests.models.conformance import PersonalisedBehaviour, StrategyConformance
 from lmrec.data import Histories, Interactions
 from lmrec.models import ALS, BPR, EASE, ItemKNN, Popularity, TrainingData
 from lmrec.models.names import resolve_strategy
+from lmrec.models.popularity import Random
 
 
 class TestPopularity(StrategyConformance):
@@ -18,6 +19,17 @@ class TestPopularity(StrategyConformance):
         log = Interactions.build(np.array([0, 1, 2, 0, 1]), np.array([2, 2, 2, 1, 1]), 3, 4)
         s = Popularity().fit(TrainingData(log)).score(Histories.from_lists([[]]))
         assert np.argsort(-s[0])[:3].tolist() == [2, 1, 0]
+
+
+class TestRandom(StrategyConformance):
+    strategy = Random
+
+    def test_rankings_are_uniform_over_items(self):
+        log = Interactions.build(np.array([0, 1]), np.array([0, 1]), 2, 50)
+        model = Random().fit(TrainingData(log))
+        s = model.score(Histories.from_lists([[i] for i in range(2000)]))
+        firsts = np.bincount(s.argmax(axis=1), minlength=50)
+        assert firsts.min() > 10 and firsts.max() < 80  # ~40 each if uniform
 
 
 class TestItemKNN(StrategyConformance, PersonalisedBehaviour):

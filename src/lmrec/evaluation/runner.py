@@ -84,6 +84,8 @@ class Experiment:
     options: EvalOptions
     seed: int
     started: str
+    #: The item text vectors the run used (None without text).
+    item_vectors: np.ndarray | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The `lmrec evaluate` result document (DESIGN §3)."""
@@ -231,4 +233,4 @@ def run_experiment(
         from lmrec.errors import ConfigError
 
         raise ConfigError(f"reference model {reference!r} is not among the evaluated models")
-    return Experiment(dataset, the_split, results, reference, options, seed, started)
+    return Experiment(dataset, the_split, results, reference, options, seed, started, item_vectors)

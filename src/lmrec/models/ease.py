@@ -15,9 +15,11 @@ __all__ = ["EASE", "EASEConfig"]
 
 
 class EASEConfig(ModelConfig):
-    """`reg`: L2 penalty on the item-item weights (larger = smoother; 200-1000 is typical)."""
+    """`reg`: L2 penalty on the item-item weights (larger = smoother). The default is the
+    best of {50, 150, 500, 1500} on Amazon Beauty validation (benchmarks/tune_baselines.py);
+    denser data (MovieLens) prefers a few hundred."""
 
-    reg: float = Field(250.0, gt=0.0)
+    reg: float = Field(50.0, gt=0.0)
 
 
 class EASE(Recommender):

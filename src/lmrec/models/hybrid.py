@@ -66,13 +66,14 @@ class Hybrid(Recommender):
     def _tune(self, data: TrainingData) -> float:
         from lmrec.evaluation.evaluator import EvalOptions, evaluate_model
 
+        assert data.valid is not None
         self._fitted = True
         best, best_w = -1.0, 0.0
         for w in WEIGHT_GRID:
             self.weight_ = w
             res = evaluate_model(
                 self, data.interactions, data.valid, options=EvalOptions(ks=(10,), save_top=10)
-            )  # type: ignore[arg-type]
+            )
             if res.summary["ndcg@10"] > best:
                 best, best_w = res.summary["ndcg@10"], w
         self.valid_ndcg_ = best

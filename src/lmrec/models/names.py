@@ -13,6 +13,7 @@ __all__ = ["STRATEGIES", "resolve_strategy"]
 
 STRATEGIES: dict[str, str] = {
     "pop": "lmrec.models.popularity:Popularity",
+    "random": "lmrec.models.popularity:Random",
     "itemknn": "lmrec.models.itemknn:ItemKNN",
     "ease": "lmrec.models.ease:EASE",
     "als": "lmrec.models.factorization:ALS",

@@ -8,7 +8,7 @@ from pydantic import Field
 from lmrec.data.interactions import Histories
 from lmrec.models.base import ModelConfig, Recommender, TrainingData
 
-__all__ = ["Popularity", "PopularityConfig"]
+__all__ = ["Popularity", "PopularityConfig", "Random", "RandomConfig"]
 
 
 class PopularityConfig(ModelConfig):
@@ -41,3 +41,36 @@ class Popularity(Recommender):
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self.counts_ = state["counts"]
+
+
+class RandomConfig(ModelConfig):
+    """`seed` for the item scores."""
+
+    seed: int = 0
+
+
+class Random(Recommender):
+    """A floor for comparisons: every history gets an independent uniform random ranking.
+
+    Scores are a deterministic function of the seed and the history, so the same
+    history gets the same answer (batch and one-by-one agree).
+    """
+
+    Config = RandomConfig
+    config: RandomConfig
+
+    def _fit(self, data: TrainingData) -> None:
+        self.seed_ = np.array([self.config.seed], dtype=np.int64)
+
+    def _score(self, histories: Histories) -> np.ndarray:
+        out = np.empty((len(histories), self.n_items), dtype=np.float32)
+        for q in range(len(histories)):
+            key = [int(self.seed_[0]), *histories[q].tolist()]
+            out[q] = np.random.default_rng(key).random(self.n_items, dtype=np.float32)
+        return out
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"seed": self.seed_}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.seed_ = state["seed"]

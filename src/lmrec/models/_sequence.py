@@ -1,0 +1,163 @@
+"""Building blocks for sequence models: a pre-LN causal transformer over item sequences.
+
+Kept free of `Recommender` plumbing so other sequence strategies can reuse it. Sequences
+are left-padded with 0 (item index `i` is token `i + 1`); the most recent item always sits
+at the last position and gets the last position embedding, whatever the length.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["CausalTransformer", "attention_mask", "training_sequences"]
+
+#: Additive mask value: large enough to zero a softmax weight, finite so fully masked rows stay finite.
+_MASKED = -1e9
+
+
+def attention_mask(seq: torch.Tensor) -> torch.Tensor:
+    """Additive (batch, 1, L, L) mask: causal, and padding keys (token 0) masked."""
+    length = seq.shape[1]
+    causal = torch.triu(torch.full((length, length), _MASKED, device=seq.device), diagonal=1)
+    pad = torch.where(seq == 0, _MASKED, 0.0).to(causal.dtype)
+    return causal[None, None] + pad[:, None, None, :]
+
+
+class _Block(nn.Module):
+    """Pre-LN self-attention block: x + attn(LN(x)), then x + FFN(LN(x))."""
+
+    def __init__(self, dim: int, n_heads: int, dropout: float):
+        super().__init__()
+        if dim % n_heads:
+            raise ValueError(f"embedding_dim {dim} is not divisible by n_heads {n_heads}")
+        self.n_heads = n_heads
+        self.dropout = dropout
+        self.ln1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.ln2 = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * dim, dim)
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, length, dim = x.shape
+        qkv = self.qkv(self.ln1(x)).view(b, length, 3, self.n_heads, dim // self.n_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        attn = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        x = x + self.drop(self.proj(attn.transpose(1, 2).reshape(b, length, dim)))
+        return x + self.drop(self.ffn(self.ln2(x)))
+
+
+class CausalTransformer(nn.Module):
+    """Item sequence encoder with an item table that is both input and output layer.
+
+    `text` (optional, (n_items, text_dim)) are frozen item text vectors. `text_mode`:
+    - "none": item table = ID embeddings;
+    - "init": ID embeddings start from the text vectors' principal components;
+    - "fuse": item table = ID embedding + learned linear adapter(text vector);
+    - "dual": item table = [ID embedding | adapter(text)] halves, each normalised, so a
+      collaborative and a semantic view share the dot product (in the spirit of LLM-ESR).
+    """
+
+    def __init__(
+        self,
+        n_items: int,
+        dim: int,
+        n_blocks: int,
+        n_heads: int,
+        max_len: int,
+        dropout: float,
+        text: np.ndarray | None = None,
+        text_mode: str = "none",
+    ):
+        super().__init__()
+        self.text_mode = text_mode
+        self.max_len = max_len
+        id_dim = dim // 2 if text_mode == "dual" else dim
+        self.item = nn.Embedding(n_items + 1, id_dim, padding_idx=0)
+        self.pos = nn.Embedding(max_len, dim)
+        nn.init.normal_(self.item.weight, std=0.02)
+        nn.init.normal_(self.pos.weight, std=0.02)
+        with torch.no_grad():
+            self.item.weight[0].zero_()
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(_Block(dim, n_heads, dropout) for _ in range(n_blocks))
+        self.norm = nn.LayerNorm(dim)
+        self.adapter: nn.Module | None = None
+        if text_mode != "none":
+            if text is None:
+                raise ValueError(f"text_mode {text_mode!r} needs item text vectors")
+            buf = torch.zeros(n_items + 1, text.shape[1])
+            buf[1 : len(text) + 1] = torch.as_tensor(text[:n_items], dtype=torch.float32)
+            self.register_buffer("text", buf)
+            if text_mode == "init":
+                self._init_from_text(buf[1:], dim)
+            else:
+                self.adapter = nn.Linear(
+                    text.shape[1], dim - id_dim if text_mode == "dual" else dim
+                )
+
+    def _init_from_text(self, text: torch.Tensor, dim: int) -> None:
+        centred = text - text.mean(0, keepdim=True)
+        k = min(dim, min(centred.shape))
+        u, s, _ = torch.linalg.svd(centred, full_matrices=False)
+        comps = u[:, :k] * s[:k]
+        comps = comps / comps.std().clamp_min(1e-8) * 0.02
+        with torch.no_grad():
+            self.item.weight[1:, :k] = comps
+
+    def item_table(self) -> torch.Tensor:
+        """Representation of every token (row 0 = padding = zeros): (n_items + 1, dim)."""
+        ids = self.item.weight
+        if self.adapter is None:
+            table = ids
+        else:
+            sem = self.adapter(self.text)
+            if self.text_mode == "dual":
+                table = torch.cat([F.normalize(ids, dim=-1), F.normalize(sem, dim=-1)], dim=-1)
+                table = table * (0.02 * math.sqrt(table.shape[1] / 2))
+            else:
+                table = ids + sem
+        return torch.cat([torch.zeros_like(table[:1]), table[1:]])
+
+    def encode(self, seq: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """Hidden state at every position of left-padded token sequences (batch, L<=max_len)."""
+        length = seq.shape[1]
+        x = table[seq] + self.pos.weight[self.max_len - length :]
+        x = self.drop(x) * (seq > 0).unsqueeze(-1)
+        mask = attention_mask(seq)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.norm(x)
+
+
+def training_sequences(
+    indptr: np.ndarray, items: np.ndarray, max_len: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and next-item targets (tokens, left-padded) from each history's last max_len + 1 items.
+
+    Histories shorter than 2 give nothing to predict and are left out.
+    """
+    rows_in, rows_tgt = [], []
+    for u in range(len(indptr) - 1):
+        s = items[indptr[u] : indptr[u + 1]][-(max_len + 1) :] + 1
+        if len(s) < 2:
+            continue
+        inp = np.zeros(max_len, dtype=np.int64)
+        tgt = np.zeros(max_len, dtype=np.int64)
+        inp[max_len - len(s) + 1 :] = s[:-1]
+        tgt[max_len - len(s) + 1 :] = s[1:]
+        rows_in.append(inp)
+        rows_tgt.append(tgt)
+    if not rows_in:
+        return np.zeros((0, max_len), np.int64), np.zeros((0, max_len), np.int64)
+    return np.stack(rows_in), np.stack(rows_tgt)

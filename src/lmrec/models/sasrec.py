@@ -1,0 +1,357 @@
+"""SASRec: a causal transformer for next-item prediction, optionally fed by item text vectors.
+
+Trained at every position with full softmax cross-entropy over all items (Klenitskiy &
+Vasilev, RecSys 2023: this loss, not the architecture, is what makes SASRec strong).
+`TextSASRec` builds the item table (input and tied output layer) from frozen language-model
+item vectors as well, so tail and new items get a representation from their text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from lmrec.data.interactions import Histories
+from lmrec.errors import LmrecError
+from lmrec.evaluation.evaluator import EvalOptions, evaluate_model
+from lmrec.models._sequence import CausalTransformer, training_sequences
+from lmrec.models.base import ModelConfig, Recommender, TrainingData
+
+__all__ = ["SASRec", "SASRecConfig", "TextSASRec", "TextSASRecConfig"]
+
+#: Config fields that may change when a checkpointed run is resumed.
+_RESUMABLE = {
+    "epochs",
+    "patience",
+    "checkpoint_dir",
+    "progress",
+    "num_threads",
+    "device",
+    "valid_users",
+}
+
+
+class SASRecConfig(ModelConfig):
+    """Hyperparameters of `SASRec`.
+
+    `patience`: epochs without a better validation NDCG@10 before stopping (0: never stop
+    early); `valid_users`: users sampled (fixed under `seed`) for the per-epoch validation
+    (0: all); `checkpoint_dir`: save model, optimizer and epoch there after every epoch and
+    resume from it when `fit` is called again; `num_threads`: torch CPU threads (None: the
+    cores this process may use).
+    """
+
+    embedding_dim: int = Field(64, ge=2)
+    n_blocks: int = Field(2, ge=1)
+    n_heads: int = Field(1, ge=1)
+    max_len: int = Field(50, ge=1)
+    dropout: float = Field(0.3, ge=0.0, lt=1.0)
+    learning_rate: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    batch_size: int = Field(128, ge=1)
+    epochs: int = Field(200, ge=0)
+    patience: int = Field(5, ge=0)
+    valid_users: int = Field(5000, ge=0)
+    seed: int = 0
+    device: str = "cpu"
+    num_threads: int | None = Field(None, ge=1)
+    checkpoint_dir: str | None = None
+    progress: bool = True
+
+
+class SASRec(Recommender):
+    """Self-attentive sequential recommender (Kang & McAuley 2018) with full cross-entropy.
+
+    Scores any fresh history at request time from its last `max_len` items (no retraining);
+    history items outside the trained range are ignored. With `TrainingData.valid`, trains
+    with early stopping on validation NDCG@10 and keeps the best epoch's weights.
+    `training_log_` holds per-epoch loss, validation NDCG@10 and seconds.
+    """
+
+    Config = SASRecConfig
+    config: SASRecConfig
+
+    def _text_mode(self) -> str:
+        return "none"
+
+    # ---- training -------------------------------------------------------------------
+
+    def _build(self, item_vectors: np.ndarray | None) -> CausalTransformer:
+        c = self.config
+        return CausalTransformer(
+            self.n_items,
+            c.embedding_dim,
+            c.n_blocks,
+            c.n_heads,
+            c.max_len,
+            c.dropout,
+            text=item_vectors,
+            text_mode=self._text_mode(),
+        ).to(c.device)
+
+    def _fit(self, data: TrainingData) -> None:
+        c = self.config
+        torch.set_num_threads(c.num_threads or len(os.sched_getaffinity(0)))
+        torch.manual_seed(c.seed)
+        vectors = (
+            None if data.item_vectors is None else np.asarray(data.item_vectors, dtype=np.float32)
+        )
+        self.net_ = self._build(vectors if self.uses_text else None)
+        self._table_cache: torch.Tensor | None = None
+        hist = data.interactions.histories()
+        inputs, targets = training_sequences(hist.indptr, hist.items, c.max_len)
+        lengths = (inputs > 0).sum(1)
+        optimizer = torch.optim.AdamW(
+            self.net_.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay
+        )
+        valid = self._valid_sample(data)
+
+        self.training_log_: list[dict[str, float]] = []
+        best_score, best_epoch, best_state, bad, start = -1.0, 0, None, 0, 1
+        ckpt = Path(c.checkpoint_dir) if c.checkpoint_dir else None
+        if ckpt is not None and (ckpt / "checkpoint.json").exists():
+            start, best_score, best_epoch, bad, best_state = self._resume(ckpt, optimizer)
+
+        self._fitted = True  # validation scores through the public API
+        bar = tqdm(
+            range(start, c.epochs + 1),
+            desc=type(self).__name__,
+            disable=not c.progress,
+            unit="epoch",
+        )
+        for epoch in bar:
+            if c.patience and valid is not None and bad >= c.patience:
+                break
+            t0 = time.perf_counter()
+            loss = self._train_epoch(inputs, targets, lengths, optimizer, epoch)
+            row: dict[str, float] = {"epoch": epoch, "loss": loss}
+            if valid is not None:
+                ndcg = evaluate_model(
+                    self, data.interactions, valid, options=EvalOptions(ks=(10,), save_top=10)
+                ).summary["ndcg@10"]
+                row["valid_ndcg@10"] = ndcg
+                if ndcg > best_score:
+                    best_score, best_epoch, bad = ndcg, epoch, 0
+                    best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
+                else:
+                    bad += 1
+            row["seconds"] = time.perf_counter() - t0
+            self.training_log_.append(row)
+            bar.set_postfix(
+                loss=f"{loss:.4f}",
+                ndcg=f"{row.get('valid_ndcg@10', float('nan')):.4f}",
+                best=best_epoch,
+            )
+            if ckpt is not None:
+                self._checkpoint(ckpt, optimizer, epoch, best_score, best_epoch, bad, best_state)
+        bar.close()
+        if best_state is not None:
+            self.net_.load_state_dict(best_state)
+        self._finish(data)
+        self.best_epoch_ = best_epoch
+        self.valid_ndcg_ = None
+        if data.valid is not None and len(data.valid):
+            self.valid_ndcg_ = evaluate_model(
+                self, data.interactions, data.valid, options=EvalOptions(ks=(10,), save_top=10)
+            ).summary["ndcg@10"]
+
+    def _finish(self, data: TrainingData) -> None:
+        """Hook after the best weights are restored."""
+        self._table_cache = None
+
+    def _valid_sample(self, data: TrainingData):  # -> Interactions | None
+        if data.valid is None or len(data.valid) == 0:
+            return None
+        v = data.valid
+        users = np.unique(v.users)
+        n = self.config.valid_users
+        if n and n < len(users):
+            keep = np.random.default_rng(self.config.seed).choice(users, n, replace=False)
+            v = v.select(np.isin(v.users, keep))
+        return v
+
+    def _train_epoch(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        lengths: np.ndarray,
+        optimizer: torch.optim.Optimizer,
+        epoch: int,
+    ) -> float:
+        c = self.config
+        # Seeds per epoch: a resumed run repeats exactly what an uninterrupted one would do.
+        rng = np.random.default_rng([c.seed, epoch])
+        torch.manual_seed(c.seed * 1_000_003 + epoch)
+        self.net_.train()
+        self._table_cache = None
+        # Batches of similar length (sorted within shuffled chunks) waste little on padding.
+        order = rng.permutation(len(inputs))
+        chunk = c.batch_size * 32
+        batches = []
+        for lo in range(0, len(order), chunk):
+            part = order[lo : lo + chunk]
+            part = part[np.argsort(lengths[part], kind="stable")]
+            batches += [part[i : i + c.batch_size] for i in range(0, len(part), c.batch_size)]
+        total, count = 0.0, 0
+        for b in rng.permutation(len(batches)):
+            idx = batches[b]
+            length = max(1, int(lengths[idx].max()))
+            seq = torch.from_numpy(inputs[idx, -length:]).to(c.device)
+            tgt = torch.from_numpy(targets[idx, -length:]).to(c.device)
+            table = self.net_.item_table()
+            hidden = self.net_.encode(seq, table)
+            sel = tgt > 0
+            logits = hidden[sel] @ table[1:].T
+            loss = F.cross_entropy(logits, tgt[sel] - 1)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            n = int(sel.sum())
+            total += loss.item() * n
+            count += n
+        self.net_.eval()
+        return total / max(1, count)
+
+    # ---- checkpoints ----------------------------------------------------------------
+
+    def _checkpoint(
+        self,
+        folder: Path,
+        optimizer: torch.optim.Optimizer,
+        epoch: int,
+        best_score: float,
+        best_epoch: int,
+        bad: int,
+        best_state: dict[str, torch.Tensor] | None,
+    ) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        tensors = {
+            f"model.{k}": v.detach().cpu().contiguous() for k, v in self.net_.state_dict().items()
+        }
+        if best_state is not None:
+            tensors |= {f"best.{k}": v.cpu().contiguous() for k, v in best_state.items()}
+        opt = optimizer.state_dict()
+        for pid, st in opt["state"].items():
+            for name, value in st.items():
+                tensors[f"opt.{pid}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+        meta = {
+            "epoch": epoch,
+            "best_score": best_score,
+            "best_epoch": best_epoch,
+            "bad_epochs": bad,
+            "n_items": self.n_items,
+            "config": self.config.model_dump(mode="json"),
+            "param_groups": opt["param_groups"],
+            "training_log": self.training_log_,
+        }
+        # Write then rename, so an interrupted save never leaves a half-written checkpoint.
+        save_file(tensors, str(folder / "checkpoint.safetensors.tmp"))
+        (folder / "checkpoint.json.tmp").write_text(json.dumps(meta, indent=1))
+        os.replace(folder / "checkpoint.safetensors.tmp", folder / "checkpoint.safetensors")
+        os.replace(folder / "checkpoint.json.tmp", folder / "checkpoint.json")
+
+    def _resume(
+        self, folder: Path, optimizer: torch.optim.Optimizer
+    ) -> tuple[int, float, int, int, dict[str, torch.Tensor] | None]:
+        meta = json.loads((folder / "checkpoint.json").read_text())
+        saved = {k: v for k, v in meta["config"].items() if k not in _RESUMABLE}
+        mine = {k: v for k, v in self.config.model_dump(mode="json").items() if k not in _RESUMABLE}
+        if saved != mine or meta["n_items"] != self.n_items:
+            diff = sorted(k for k in mine if saved.get(k) != mine[k]) or ["n_items"]
+            raise LmrecError(
+                f"{folder}: checkpoint was made with a different setup ({', '.join(diff)}); "
+                "use another checkpoint_dir or delete this one"
+            )
+        tensors = load_file(str(folder / "checkpoint.safetensors"))
+        self.net_.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
+        state: dict[int, dict[str, Any]] = {}
+        for key, value in tensors.items():
+            if key.startswith("opt."):
+                _, pid, name = key.split(".", 2)
+                state.setdefault(int(pid), {})[name] = value
+        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        self.training_log_ = list(meta["training_log"])
+        return meta["epoch"] + 1, meta["best_score"], meta["best_epoch"], meta["bad_epochs"], best
+
+    # ---- scoring --------------------------------------------------------------------
+
+    def _table(self) -> torch.Tensor:
+        if self._table_cache is None:
+            with torch.inference_mode():
+                self._table_cache = self.net_.item_table().detach()
+        return self._table_cache
+
+    def _score(self, histories: Histories) -> np.ndarray:
+        items = histories.items
+        keep = (items >= 0) & (items < self.n_items)
+        if not keep.all():  # drop items the model has never seen
+            rows = histories.row_ids()[keep]
+            indptr = np.zeros(len(histories) + 1, dtype=np.int64)
+            np.cumsum(np.bincount(rows, minlength=len(histories)), out=indptr[1:])
+            histories = Histories(indptr, items[keep])
+        length = int(min(self.config.max_len, max(1, histories.lengths.max(initial=0))))
+        seq = torch.from_numpy(histories.padded(length, pad=0, offset=1)).to(self.config.device)
+        self.net_.eval()
+        with torch.inference_mode():
+            table = self._table()
+            hidden = self.net_.encode(seq, table)[:, -1]
+            return (hidden @ table[1:].T).cpu().numpy()
+
+    # ---- artefacts ------------------------------------------------------------------
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        text = state.get("net.text")
+        self.net_ = self._build(text[1:] if text is not None else None)
+        self.net_.load_state_dict({k[4:]: torch.from_numpy(np.array(v)) for k, v in state.items()})
+        self.net_.eval()
+        self._table_cache = None
+
+
+class TextSASRecConfig(SASRecConfig):
+    """`SASRec` hyperparameters plus how item text vectors enter the item table.
+
+    `text`: "fuse" (ID embedding + learned adapter of the text vector), "init" (ID
+    embeddings initialised from the text vectors' principal components) or "dual"
+    (normalised ID and text halves side by side).
+    """
+
+    text: Literal["fuse", "init", "dual"] = "fuse"
+
+
+class TextSASRec(SASRec):
+    """`SASRec` whose item table is built from frozen language-model item vectors as well.
+
+    Needs `TrainingData.item_vectors` (row i = item i). Items with a text vector but no
+    training interactions (new items) are scored from their text alone: their ID
+    embeddings are zeroed after training ("fuse" and "dual").
+    """
+
+    Config = TextSASRecConfig
+    config: TextSASRecConfig
+    uses_text = True
+
+    def _text_mode(self) -> str:
+        return self.config.text
+
+    def _finish(self, data: TrainingData) -> None:
+        super()._finish(data)
+        if self.config.text == "init":
+            return
+        counts = np.bincount(data.interactions.items, minlength=self.n_items)[: self.n_items]
+        unseen = torch.from_numpy(np.flatnonzero(counts == 0) + 1)
+        with torch.no_grad():
+            self.net_.item.weight[unseen] = 0.0

@@ -1,0 +1,135 @@
+"""SASRec and TextSASRec: conformance, a known-answer sequence task, checkpoints, text items."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tests.models.conformance import StrategyConformance
+
+from lmrec.data import Histories, Interactions
+from lmrec.data.splitting import leave_one_out
+from lmrec.models.base import TrainingData
+from lmrec.models.sasrec import SASRec, TextSASRec
+
+FAST = {
+    "embedding_dim": 16,
+    "n_blocks": 1,
+    "max_len": 10,
+    "epochs": 3,
+    "batch_size": 16,
+    "progress": False,
+}
+
+
+def chain_log(n_users: int = 120, n_items: int = 24, seed: int = 0) -> Interactions:
+    """Every user walks a run of consecutive items: item i is always followed by item i + 1."""
+    rng = np.random.default_rng(seed)
+    users, items = [], []
+    for u in range(n_users):
+        length = int(rng.integers(4, 9))
+        start = int(rng.integers(0, n_items - length + 1))
+        users += [u] * length
+        items += list(range(start, start + length))
+    return Interactions.build(np.array(users), np.array(items), n_users, n_items)
+
+
+def chain_vectors(n_items: int) -> np.ndarray:
+    """Text vectors where neighbouring items are similar (a smooth walk on the sphere)."""
+    angles = np.linspace(0, np.pi, n_items, dtype=np.float32)
+    v = np.stack([np.cos(angles), np.sin(angles), np.cos(3 * angles), np.sin(3 * angles)], axis=1)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+TRAIN = {
+    **FAST,
+    "embedding_dim": 32,
+    "epochs": 15,
+    "batch_size": 32,
+    "learning_rate": 1e-2,
+    "dropout": 0.1,
+    "patience": 0,
+}
+
+
+class TestSASRec(StrategyConformance):
+    strategy = SASRec
+    params = FAST
+
+
+class TestTextSASRec(StrategyConformance):
+    strategy = TextSASRec
+    params = FAST
+
+
+@pytest.mark.parametrize("cls", [SASRec, TextSASRec])
+def test_next_item_known_answer(cls):
+    log = chain_log()
+    data = TrainingData(log, item_vectors=chain_vectors(log.n_items) if cls.uses_text else None)
+    model = cls(TRAIN).fit(data)
+    starts = np.arange(0, log.n_items - 4)
+    s = model.score(Histories.from_lists([[i, i + 1, i + 2] for i in starts]))
+    hit = s.argmax(1) == starts + 3
+    assert hit.mean() >= 0.8, hit
+
+
+def test_early_stopping_keeps_best_epoch():
+    split = leave_one_out(chain_log())
+    model = SASRec({**TRAIN, "epochs": 6, "patience": 2, "valid_users": 50}).fit(
+        TrainingData(split.train, valid=split.valid)
+    )
+    log = model.training_log_
+    best = max(log, key=lambda r: r["valid_ndcg@10"])
+    assert model.best_epoch_ == best["epoch"]
+    assert len(log) == 6 or len(log) - best["epoch"] == 2
+    assert 0.0 <= model.valid_ndcg_ <= 1.0  # on all validation users (the per-epoch value uses 50)
+
+
+def test_checkpoint_resume_matches_uninterrupted(tmp_path):
+    log = chain_log()
+    hist = Histories.from_lists([[1, 2, 3], [7]])
+    full = SASRec({**FAST, "epochs": 4}).fit(TrainingData(log))
+    first = SASRec({**FAST, "epochs": 2, "checkpoint_dir": str(tmp_path)}).fit(TrainingData(log))
+    assert [r["epoch"] for r in first.training_log_] == [1, 2]
+    resumed = SASRec({**FAST, "epochs": 4, "checkpoint_dir": str(tmp_path)}).fit(TrainingData(log))
+    assert [r["epoch"] for r in resumed.training_log_] == [1, 2, 3, 4]
+    np.testing.assert_allclose(resumed.score(hist), full.score(hist), rtol=1e-4, atol=1e-5)
+
+
+def test_checkpoint_from_other_setup_is_refused(tmp_path):
+    from lmrec.errors import LmrecError
+
+    log = chain_log()
+    SASRec({**FAST, "epochs": 1, "checkpoint_dir": str(tmp_path)}).fit(TrainingData(log))
+    with pytest.raises(LmrecError, match="embedding_dim"):
+        SASRec({**FAST, "embedding_dim": 8, "checkpoint_dir": str(tmp_path)}).fit(TrainingData(log))
+
+
+def test_seed_makes_training_deterministic():
+    log = chain_log()
+    h = Histories.from_lists([[1, 2, 3]])
+    a = SASRec(FAST).fit(TrainingData(log)).score(h)
+    b = SASRec(FAST).fit(TrainingData(log)).score(h)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_text_sasrec_needs_vectors():
+    from lmrec.errors import LmrecError
+
+    with pytest.raises(LmrecError, match="item_vectors"):
+        TextSASRec(FAST).fit(TrainingData(chain_log()))
+
+
+@pytest.mark.parametrize("mode", ["fuse", "dual"])
+def test_new_item_with_text_is_scored_from_its_text(mode):
+    log = chain_log()
+    vectors = chain_vectors(log.n_items)
+    # One more item with no interactions, whose text is a copy of item 10's.
+    vectors = np.vstack([vectors, vectors[10:11]])
+    model = TextSASRec({**TRAIN, "text": mode}).fit(TrainingData(log, item_vectors=vectors))
+    new = log.n_items
+    assert model.n_items == new + 1
+    s = model.score(Histories.from_lists([[7, 8, 9], [new], [7, 8, 9, new]]))
+    assert s.shape == (3, new + 1) and np.isfinite(s).all()
+    # Its ID embedding is zero, so it is scored from item 10's text: above the median after 7, 8, 9.
+    rank = int((s[0] > s[0, new]).sum())
+    assert rank < new // 2, rank

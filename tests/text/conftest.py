@@ -1,0 +1,54 @@
+"""Fixtures for the text tests: one real encoder per session, and a counting wrapper."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lmrec.text import SentenceTransformerEncoder
+
+
+class CountingEncoder:
+    """A real encoder that counts the texts it is asked to encode."""
+
+    def __init__(self, inner: SentenceTransformerEncoder):
+        self.inner = inner
+        self.calls: list[list[str]] = []
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    @property
+    def identity(self) -> str:
+        return self.inner.identity
+
+    @property
+    def n_encoded(self) -> int:
+        return sum(len(c) for c in self.calls)
+
+    def encode(
+        self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False
+    ) -> np.ndarray:
+        self.calls.append(list(texts))
+        return self.inner.encode(texts, batch_size=batch_size, show_progress=show_progress)
+
+
+@pytest.fixture(scope="session")
+def encoder() -> SentenceTransformerEncoder:
+    """The bundled all-MiniLM-L6-v2 on torch, loaded once per session."""
+    return SentenceTransformerEncoder().load()
+
+
+@pytest.fixture()
+def counting(encoder: SentenceTransformerEncoder) -> CountingEncoder:
+    return CountingEncoder(encoder)
+
+
+@pytest.fixture(scope="session")
+def onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where this session's ONNX exports go (exported once, shared by the ONNX tests)."""
+    return tmp_path_factory.mktemp("onnx")
