@@ -87,6 +87,7 @@ def _run(
     text_model: str | None = None,
     text_backend: str = "torch",
     always_text: bool = False,
+    refit: bool = True,
 ) -> Any:
     from lmrec.evaluation import EvalOptions, ModelSpec, parse_params, run_experiment
 
@@ -130,6 +131,7 @@ def _run(
             reference=reference,
             item_vectors=item_vectors,
             on_event=on_event,
+            refit=refit,
         )
 
 
@@ -183,6 +185,13 @@ def evaluate(
         typer.Option(help="Model to test the others against (paired bootstrap and t-test)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for splits and models.")] = 0,
+    refit: Annotated[
+        bool,
+        typer.Option(
+            "--refit/--no-refit",
+            help="Fit strategies that need no validation data on train + validation for the test (standard); early-stopping ones always train on train.",
+        ),
+    ] = True,
     text_model: Annotated[
         str | None,
         typer.Option(
@@ -236,6 +245,7 @@ def evaluate(
         text_model=text_model,
         text_backend=text_backend,
         always_text=text_diversity and has_text,
+        refit=refit,
     )
     doc = experiment.to_json()
     stdout.print(_leaderboard(doc, min(doc["ks"])))

@@ -3,8 +3,11 @@
 A `Pipeline` is built from an `Artifact` (model, vocabularies, catalogue, item
 vectors) and answers a `Query` with a list of `Recommendation`s. The HTTP server
 holds one and never ranks anything itself; evaluation and simulation use the same
-object. The decision layer (fusion of several strategies, re-rankers) will extend
-this class; today it runs one strategy with exclusions, filters and reasons.
+object. The decision layer runs here: the model (one strategy, or `Fused` for several)
+scores, a free-text query steers (negated phrases lower matching items),
+filters and exclusions mask, the re-rankers of `lmrec.ranking.rerank` apply the
+request's knobs (MMR, exposure cap, boosts, not-interested suppression), and
+every item gets a faithful `ItemExplanation` (`lmrec.ranking.explain`).
 
 Items added after training (`add_items`) get indexes beyond the model's range;
 they are scored from their text vectors (similarity to the user's history and
@@ -21,18 +24,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from lmrec.data.catalog import LIST_FIELDS, Catalog
 from lmrec.data.interactions import Histories
 from lmrec.data.vocabulary import Vocabulary
 from lmrec.errors import LmrecError
 from lmrec.models.base import Recommender
+from lmrec.ranking.rerank import RerankOptions, rerank
 from lmrec.ranking.topk import top_k
 
 if TYPE_CHECKING:
     from lmrec.artifacts import Artifact
 
-__all__ = ["Encoder", "Pipeline", "Query", "Recommendation"]
+__all__ = ["Encoder", "ItemExplanation", "Pipeline", "Query", "Recommendation"]
 
 #: A text encoder: texts in, one L2-normalisable float32 row per text out.
 Encoder = Callable[[Sequence[str]], np.ndarray]
@@ -49,7 +54,14 @@ class Query:
     `categories`, contains it); a list of values means any of them.
     `use_trained_history=False` ignores the artefact's copy of the user's history
     (after the user asked to be erased). `text` is a free-text query, used when an
-    encoder is available.
+    encoder is available; negated phrases in it ("nothing scary", "fragrance-free")
+    lower the items that match them.
+
+    Re-ranking knobs (None = the model's default, see `RerankOptions`):
+    `mmr_lambda` (1 = relevance only), `exposure_cap` items per `exposure_field`
+    value, `boosts` attribute token -> boost in standard deviations
+    (`{"brand=Acme": 1.0}`). `context` (e.g. `{"hour": 21, "device": "mobile"}`)
+    feeds a learned fusion's context features. `explain=False` skips explanations.
     """
 
     user_id: str | None = None
@@ -61,15 +73,44 @@ class Query:
     exclude_seen: bool = True
     use_trained_history: bool = True
     text: str | None = None
+    mmr_lambda: float | None = None
+    exposure_cap: int | None = None
+    exposure_field: str | None = None
+    boosts: Mapping[str, float] = field(default_factory=dict)
+    context: Mapping[str, Any] = field(default_factory=dict)
+    explain: bool = True
+
+
+@dataclass(frozen=True)
+class ItemExplanation:
+    """Why one item was recommended, as facts (external ids) and the text composed from them.
+
+    `contributions`: (history item id, weight) from the scoring computation of
+    `contributor`, largest first; `strategy`: the strategy that proposed the item,
+    `strategy_ranks` every fused strategy's 0-based rank of it; `interest`: the
+    label of the user's interest it serves; `shared_attributes` with the history;
+    `rank_changes`: places gained (+) or lost (-) per knob (`query`, `mmr`,
+    `exposure_cap`, `boosts`, `not_interested`); `text`: plain language.
+    """
+
+    strategy: str
+    contributor: str
+    contributions: list[tuple[str, float]]
+    strategy_ranks: dict[str, int]
+    interest: str | None
+    shared_attributes: list[str]
+    rank_changes: dict[str, int]
+    text: str
 
 
 @dataclass(frozen=True)
 class Recommendation:
-    """One recommended item with its score and the reasons it was chosen."""
+    """One recommended item with its score, the reasons it was chosen and their facts."""
 
     item_id: str
     score: float
     reasons: list[str]
+    explanation: ItemExplanation | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,6 +138,42 @@ def _normalise(v: np.ndarray) -> np.ndarray:
     v = np.asarray(v, dtype=np.float32)
     norms = np.linalg.norm(v, axis=-1, keepdims=True)
     return v / np.maximum(norms, 1e-12)
+
+
+def _attribute_rows(catalog: Catalog, items: np.ndarray) -> tuple[sp.csr_matrix, list[str]]:
+    """The binary attribute-token matrix of some items and its column names."""
+    index: dict[str, int] = {}
+    rows, cols = [], []
+    for r, i in enumerate(items):
+        if 0 <= int(i) < len(catalog):
+            for token in catalog.attributes(int(i)):
+                rows.append(r)
+                cols.append(index.setdefault(token, len(index)))
+    m = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(items), len(index))
+    )
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m, list(index)
+
+
+def _groups(catalog: Catalog, items: np.ndarray, field_name: str) -> np.ndarray:
+    """Exposure group per item: an id for the first value of `field_name` (-1 = none)."""
+    frame = catalog.frame
+    if field_name not in frame.columns:
+        raise LmrecError(f"unknown exposure field {field_name!r}")
+    ids: dict[str, int] = {}
+    out = np.full(len(items), -1, dtype=np.int64)
+    for r, i in enumerate(items):
+        if not 0 <= int(i) < len(frame):
+            continue
+        value = frame.at[int(i), field_name]
+        if isinstance(value, list):
+            value = value[0] if value else None
+        token = _token(value)
+        if token:
+            out[r] = ids.setdefault(token, len(ids))
+    return out
 
 
 class Pipeline:
@@ -308,17 +385,32 @@ class Pipeline:
             keep &= mask
         return keep
 
-    def _encode_query(self, text: str | None) -> np.ndarray | None:
+    def _encode_query(self, text: str | None) -> tuple[np.ndarray | None, np.ndarray]:
+        """The unit vector of the query's positive part and those of its negated phrases."""
+        empty = np.zeros((0, 0), dtype=np.float32)
         if not text or self.encoder is None or self._space.vectors is None:
-            return None
-        return _normalise(self.encoder([text]))[0]
+            return None, empty
+        from lmrec.ranking.steer import parse_query, steering_vectors
 
-    def recommend(self, query: Query) -> list[Recommendation]:
-        """The top `query.k` items for a query, best first, with reasons."""
-        if query.k < 1:
-            return []
-        space = self._space
-        n = len(space.ids)
+        return steering_vectors(parse_query(text), self.encoder)
+
+    def rerank_options(self, query: Query) -> RerankOptions:
+        """The model's default re-ranking knobs with the query's overrides."""
+        base = getattr(self.model, "config", None)
+        make = getattr(base, "rerank_options", None)
+        opts: RerankOptions = make() if callable(make) else RerankOptions()
+        changes: dict[str, Any] = {}
+        if query.mmr_lambda is not None:
+            changes["mmr_lambda"] = query.mmr_lambda
+        if query.exposure_cap is not None:
+            changes["exposure_cap"] = query.exposure_cap
+        if query.exposure_field is not None:
+            changes["exposure_field"] = query.exposure_field
+        if query.boosts:
+            changes["boosts"] = {**opts.boosts, **dict(query.boosts)}
+        return opts.model_copy(update=changes) if changes else opts
+
+    def _history(self, query: Query, space: _ItemSpace) -> np.ndarray:
         trained = (
             self._trained_history(query.user_id)
             if query.user_id is not None and query.use_trained_history
@@ -329,14 +421,31 @@ class Pipeline:
             if query.history
             else np.zeros(0, np.int64)
         )
-        history = np.concatenate([trained, extra])
+        return np.concatenate([trained, extra]).astype(np.int64)
+
+    def recommend(self, query: Query) -> list[Recommendation]:
+        """The top `query.k` items for a query, best first, with reasons and explanations."""
+        if query.k < 1:
+            return []
+        space = self._space
+        n = len(space.ids)
+        history = self._history(query, space)
+        options = self.rerank_options(query)
+        query_vec, negative_vecs = self._encode_query(query.text)
 
         m = self.model.n_items
         cold = len(history) == 0
-        # Nothing known about the user yet: popularity, until their first event arrives.
-        model_scores = (
-            self._popularity() if cold else self.model.score(Histories.from_lists([history]))[0]
-        )
+        if cold:
+            # Nothing known about the user yet: popularity, until their first event arrives.
+            model_scores = self._popularity()
+        else:
+            hist = Histories.from_lists([history])
+            relevance = getattr(self.model, "relevance", None)
+            if callable(relevance):
+                qv = None if query_vec is None else query_vec[None, :]
+                model_scores = relevance(hist, qv, [dict(query.context)])[0]
+            else:
+                model_scores = self.model.score(hist)[0]
         scores = np.full(n, -np.inf, dtype=np.float32)
         scores[: min(m, n)] = model_scores[: min(m, n)]
         finite = model_scores[np.isfinite(model_scores)]
@@ -344,7 +453,8 @@ class Pipeline:
         scale = scale if scale > 0 else 1.0
 
         content_only = np.zeros(n, dtype=bool)
-        query_vec = self._encode_query(query.text)
+        steered = query_vec is not None or len(negative_vecs) > 0
+        base = scores.copy()
         if space.vectors is not None:
             vec_hist = history[space.has_vector[history]] if len(history) else history
             profile = space.vectors[vec_hist].mean(axis=0) if len(vec_hist) else None
@@ -358,23 +468,84 @@ class Pipeline:
                 profile = profile / max(float(np.linalg.norm(profile)), 1e-12)
                 scores[new] = (space.vectors[new] @ profile) * scale
                 content_only[new] = True
-            if query_vec is not None:
-                # A free-text query steers every item with a vector.
-                scores[: min(m, n)] += scale * (space.vectors[: min(m, n)] @ query_vec)
+            base = scores.copy()
+            if steered:
+                from lmrec.ranking.steer import steer
+
+                # A free-text query steers every item with a vector, negated phrases downwards.
+                scores[: min(m, n)] = steer(
+                    scores[: min(m, n)],
+                    space.vectors[: min(m, n)],
+                    query_vec,
+                    negative_vecs,
+                    scale,
+                )
 
         banned = ~space.active
         if query.exclude_seen and len(history):
             banned[history] = True
+        negative_idx = (
+            space.ids.indexes(query.negative, missing="drop")
+            if query.negative
+            else np.zeros(0, np.int64)
+        )
         for ids in (query.exclude, query.negative):
             if ids:
                 banned[space.ids.indexes(ids, missing="drop")] = True
         if query.filters:
             banned |= ~self._filter_mask(space, query.filters)
         scores[banned] = -np.inf
+        base[banned] = -np.inf
 
-        top = top_k(scores[None, :], query.k)[0]
-        top = top[top >= 0]
-        return self._explain(space, top, scores, history, content_only, query_vec is not None, cold)
+        depth = max(options.depth, query.k)
+        wide = 5 * depth if options.exposure_cap is not None else depth
+        cand = top_k(scores[None, :], wide)[0]
+        cand = cand[cand >= 0]
+        if not len(cand):
+            return []
+        vectors = space.vectors[cand] if space.vectors is not None else None
+        neg_vectors = None
+        if space.vectors is not None and len(negative_idx):
+            neg_vectors = space.vectors[negative_idx[space.has_vector[negative_idx]]]
+        attrs: sp.csr_matrix | None = None
+        tokens: list[str] = []
+        if options.boosts:
+            attrs, tokens = _attribute_rows(space.catalog, cand)
+        groups = (
+            _groups(space.catalog, cand, options.exposure_field) if options.exposure_cap else None
+        )
+        result = rerank(
+            cand,
+            scores[cand],
+            options,
+            query.k,
+            vectors=vectors,
+            groups=groups,
+            attributes=attrs,
+            tokens=tokens,
+            negative_vectors=neg_vectors,
+        )
+        top = result.items
+        final_scores = scores.copy()
+        final_scores[top] = result.scores
+        moved = {int(i): result.moved(int(i)) for i in top}
+        if steered:
+            for i in top:
+                before = int((base > base[i]).sum())
+                after = int((scores > scores[i]).sum())
+                if before != after and np.isfinite(base[i]):
+                    moved[int(i)] = {"query": before - after, **moved[int(i)]}
+        return self._explain(
+            space,
+            top,
+            final_scores,
+            history,
+            content_only,
+            query_vec is not None,
+            cold,
+            moved,
+            query.explain,
+        )
 
     def _popularity(self) -> np.ndarray:
         """Training interactions per item: the answer for a user with no history yet."""
@@ -382,6 +553,23 @@ class Pipeline:
             counts = np.bincount(self._hist, minlength=self.model.n_items)[: self.model.n_items]
             self._popular = counts.astype(np.float32)
         return self._popular
+
+    def _interests(self, space: _ItemSpace, history: np.ndarray) -> Any:
+        """The user's interests in text space (None without vectors)."""
+        if space.vectors is None or not len(history):
+            return None
+        from lmrec.models.multi_interest import MultiInterest
+
+        model = getattr(self.model, "interests", None) and self.model
+        if model is None:
+            fused_parts = getattr(self.model, "parts_", [])
+            model = next((p for p in fused_parts if isinstance(p, MultiInterest)), None)
+        if model is None or getattr(model, "n_items", 0) < len(space.vectors):
+            model = MultiInterest()
+            model.vectors_ = space.vectors
+            model.n_items = len(space.vectors)
+            model._fitted = True
+        return model
 
     def _explain(
         self,
@@ -392,30 +580,86 @@ class Pipeline:
         content_only: np.ndarray,
         used_query: bool,
         cold: bool = False,
+        moved: Mapping[int, dict[str, int]] | None = None,
+        explain: bool = True,
     ) -> list[Recommendation]:
-        nearest: dict[int, int] = {}
-        if space.vectors is not None and len(history) and len(top):
-            hist = np.unique(history[space.has_vector[history]])
-            if len(hist):
-                sims = space.vectors[top] @ space.vectors[hist].T
-                best = sims.argmax(axis=1)
-                for row, (t, b) in enumerate(zip(top, best, strict=True)):
-                    if space.has_vector[t] and sims[row, b] > 0:
-                        nearest[int(t)] = int(hist[b])
+        from lmrec.models.multi_interest import interest_label
+        from lmrec.ranking.explain import (
+            Explanation,
+            contributions,
+            shared_attributes,
+            top_contributions,
+        )
+
+        moved = moved or {}
+        m = self.model.n_items
+        trained = top[(top < m) & ~content_only[top]] if len(top) else top
+        contrib_rows: dict[int, np.ndarray] = {}
+        attributions: dict[int, Any] = {}
+        if explain and not cold and len(trained):
+            rows = contributions(self.model, history, trained)
+            contrib_rows = {int(i): rows[r] for r, i in enumerate(trained)}
+            attribute = getattr(self.model, "attribute", None)
+            if callable(attribute):
+                attributions = dict(zip(trained.tolist(), attribute(history, trained), strict=True))
+        new_items = top[content_only[top]] if len(top) else top
+        if explain and len(new_items) and space.vectors is not None and len(history):
+            from lmrec.ranking.explain import _profile_terms
+
+            terms = _profile_terms(space.vectors, history, new_items, 0.0, len(history))
+            contrib_rows.update({int(i): terms[r] for r, i in enumerate(new_items)})
+        vec_history = history[space.has_vector[history]] if space.vectors is not None else history
+        interest_model = self._interests(space, vec_history) if explain else None
+        found = interest_model.interests(vec_history) if interest_model is not None else []
+        serving = (
+            interest_model.serving_interest(vec_history, top) if interest_model is not None else []
+        )
+
+        def name(j: int) -> str:
+            return space.catalog.title(j) or space.ids.id(j)
+
         out = []
-        for i in top:
+        for pos, i in enumerate(top):
             i = int(i)
+            att = attributions.get(i)
             if content_only[i]:
+                strategy = "content"
                 reasons = ["content: text similarity to your history"]
             else:
-                reasons = ["popular" if cold else f"strategy: {self.strategy}"]
+                strategy = "popular" if cold else (att.strategy if att else self.strategy)
+                reasons = ["popular" if cold else f"strategy: {strategy}"]
             if used_query:
                 reasons.append("matches your query")
-            if i in nearest:
-                j = nearest[i]
-                title = space.catalog.title(j)
-                reasons.append(f"similar to: {title or space.ids.id(j)}")
-            out.append(Recommendation(space.ids.id(i), float(scores[i]), reasons))
+            cited = top_contributions(history, contrib_rows[i]) if i in contrib_rows else []
+            if cited:
+                reasons.append(f"similar to: {name(cited[0][0])}")
+            explanation = None
+            if explain:
+                interest = None
+                if found and pos < len(serving) and serving[pos] >= 0:
+                    interest = interest_label(space.catalog, found[serving[pos]].members)
+                facts = Explanation(
+                    item=i,
+                    strategy=strategy,
+                    contributor=strategy if content_only[i] or not att else att.strategy,
+                    contributions=cited,
+                    strategy_ranks=dict(att.ranks) if att else {},
+                    interest=interest,
+                    shared_attributes=shared_attributes(space.catalog, i, history),
+                    rank_changes=dict(moved.get(i, {})),
+                    query_match=(1.0 if used_query else None),
+                )
+                explanation = ItemExplanation(
+                    strategy=facts.strategy,
+                    contributor=facts.contributor,
+                    contributions=[(space.ids.id(j), round(w, 6)) for j, w in cited],
+                    strategy_ranks=facts.strategy_ranks,
+                    interest=facts.interest,
+                    shared_attributes=facts.shared_attributes,
+                    rank_changes=facts.rank_changes,
+                    text=facts.sentence(name),
+                )
+            out.append(Recommendation(space.ids.id(i), float(scores[i]), reasons, explanation))
         return out
 
     def similar(self, item_id: str, k: int = 10) -> list[Recommendation]:

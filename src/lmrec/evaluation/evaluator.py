@@ -58,6 +58,8 @@ class ModelEvaluation:
     rankings: np.ndarray
     eval_seconds: float
     fit_seconds: float = 0.0
+    #: What the model was fit on: "train" or "train+valid".
+    fit_on: str = "train"
     extra: dict[str, float] = field(default_factory=dict)
 
 

@@ -96,6 +96,84 @@ def _segments_table(doc: dict[str, Any]) -> str:
     return f"<table><tr><th>model</th>{head}</tr>{''.join(rows)}</table>"
 
 
+def _accuracy_diversity_curve(doc: dict[str, Any], k: int) -> str | None:
+    """NDCG against diversity along an MMR lambda sweep (`doc["mmr_curve"]`), one line per model.
+
+    `doc["mmr_curve"]` maps a model name to points `{"mmr_lambda", "ndcg@K", "diversity@K"}`
+    (written by benchmarks/decision_beauty.py); absent = no plot.
+    """
+    curves = doc.get("mmr_curve") or {}
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for name, points in curves.items():
+        pts = sorted(points, key=lambda p: -p["mmr_lambda"])
+        xs = [p.get(f"diversity@{k}", float("nan")) for p in pts]
+        ys = [p.get(f"ndcg@{k}", float("nan")) for p in pts]
+        ax.plot(xs, ys, marker="o", label=name)
+        for p, x, y in zip(pts, xs, ys, strict=True):
+            ax.annotate(
+                f"λ={p['mmr_lambda']:g}",
+                (x, y),
+                textcoords="offset points",
+                xytext=(3, 3),
+                fontsize=7,
+            )
+    ax.set_xlabel(f"diversity@{k}")
+    ax.set_ylabel(f"ndcg@{k}")
+    ax.set_title("Accuracy-diversity trade-off (MMR lambda)")
+    ax.legend(fontsize=8)
+    png = _figure_png(fig)
+    plt.close(fig)
+    return png
+
+
+def _interest_table(doc: dict[str, Any]) -> str:
+    """Per-interest breakdown: accuracy by the number of interests in a user's history.
+
+    `doc["interests"]` maps a segment name (e.g. "1 interest", "2+ interests") to
+    `{model: {metric: value, ..., "n_users": n}}`; absent = empty string.
+    """
+    segments = doc.get("interests") or {}
+    if not segments:
+        return ""
+    models: list[str] = []
+    metrics: list[str] = []
+    for per_model in segments.values():
+        for name, values in per_model.items():
+            if name not in models:
+                models.append(name)
+            for m in values:
+                if m not in metrics and m != "n_users" and not m.endswith("_ci95"):
+                    metrics.append(m)
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in ["segment", "users", "model", *metrics])
+    rows = []
+    for seg, per_model in segments.items():
+        for name in models:
+            v = per_model.get(name)
+            if v is None:
+                continue
+            cells = [html.escape(seg), str(int(v.get("n_users", 0))), html.escape(name)]
+            for m in metrics:
+                val = v.get(m)
+                text = "" if val is None else f"{val:.4f}"
+                ci = v.get(f"{m}_ci95")
+                if ci:
+                    text += f" <small>[{ci[0]:.4f}, {ci[1]:.4f}]</small>"
+                cells.append(text)
+            rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return (
+        "<h2>Per-interest breakdown</h2><p>Users grouped by how many interests (text-space "
+        "clusters) their history spans.</p>"
+        f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+    )
+
+
 def write_report(doc: dict[str, Any], path: str | Path) -> Path:
     """Write an HTML report for an `Experiment.to_json()` document; returns the path."""
     path = Path(path)
@@ -118,6 +196,9 @@ def write_report(doc: dict[str, Any], path: str | Path) -> Path:
     ]
     if any(f"diversity@{k}" in r for r in doc["results"].values()):
         plots.append(_scatter(doc, f"diversity@{k}", f"ndcg@{k}"))
+    curve = _accuracy_diversity_curve(doc, k)
+    if curve is not None:
+        plots.append(curve)
     imgs = "".join(f'<img src="data:image/png;base64,{p}">' for p in plots)
     title = f"lmrec — {doc['dataset']} ({doc['protocol']})"
     body = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -131,6 +212,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{t
 <h2>Beyond accuracy</h2>{_table(doc, beyond + timing)}
 <h2>Segments</h2><p>Tail items: targets outside the top 20% of items by training popularity.
 Short history: users with at most 5 input interactions.</p>{_segments_table(doc)}
+{_interest_table(doc)}
 <h2>Plots</h2>{imgs}
 </body></html>"""
     path.write_text(body)

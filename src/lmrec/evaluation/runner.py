@@ -107,6 +107,7 @@ class Experiment:
         for name, res in self.results.items():
             row: dict[str, Any] = {k: _round(v) for k, v in res.summary.items()}
             row["fit_seconds"] = round(res.fit_seconds, 3)
+            row["fit_on"] = res.fit_on
             row["eval_seconds"] = round(res.eval_seconds, 3)
             row["ci95"] = {}
             for metric in CI_METRICS:
@@ -189,11 +190,14 @@ def run_experiment(
     reference: str | None = None,
     item_vectors: np.ndarray | None = None,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    refit: bool = True,
 ) -> Experiment:
     """Split `dataset` by `protocol`, fit and evaluate every model, return the results.
 
     `item_vectors` (text vectors, row i = item i) are given to text strategies and
     used for intra-list diversity; without them diversity uses attribute vectors.
+    With `refit`, strategies that do not use validation data are fit on training plus
+    validation interactions; those that do (early stopping, tuning) on training only.
     `on_event(kind, info)` receives progress: ("fit", {...}), ("batch", {...}), ("done", {...}).
     """
     options = options or EvalOptions()
@@ -211,8 +215,12 @@ def run_experiment(
     for spec in specs:
         emit("fit", {"model": spec.name})
         model = spec.build()
+        # Strategies that use validation train on the training split and stop/tune on
+        # validation; the others are refit on training + validation (the validation item
+        # is part of every test user's input anyway), as is standard for the final test.
+        fit_data = data if (model.uses_validation or not refit) else data.merged()
         t0 = time.perf_counter()
-        model.fit(data)
+        model.fit(fit_data)
         fit_seconds = time.perf_counter() - t0
         emit(
             "evaluate", {"model": spec.name, "n_users": int((the_split.test.user_counts > 0).sum())}
@@ -227,6 +235,7 @@ def run_experiment(
             progress=_batch_reporter(emit, spec.name),
         )
         res.fit_seconds = fit_seconds
+        res.fit_on = "train" if fit_data is data else "train+valid"
         results[spec.name] = res
         emit("done", {"model": spec.name, "summary": res.summary, "fit_seconds": fit_seconds})
     if reference is not None and reference not in results:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
+import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, ValidationError
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
@@ -52,10 +53,30 @@ class TrainingData:
 
     @property
     def n_items(self) -> int:
+        """Items a model should score: those with interactions or with text vectors."""
         n = self.interactions.n_items
         if self.item_vectors is not None:
             n = max(n, len(self.item_vectors))
         return n
+
+    def merged(self) -> TrainingData:
+        """The same data with the validation interactions folded into training (no validation).
+
+        What a model refits on for the final test once validation has done its job
+        (early stopping, blend or fusion weights).
+        """
+        if self.valid is None or len(self.valid) == 0:
+            return self
+        return TrainingData(
+            self.interactions.concat(self.valid), self.catalog, self.item_vectors, None
+        )
+
+    def matrix(self, binary: bool = True) -> sp.csr_matrix:
+        """The training user x item matrix, widened to `n_items` columns."""
+        x = self.interactions.matrix(binary=binary)
+        if x.shape[1] < self.n_items:
+            x = sp.csr_matrix((x.data, x.indices, x.indptr), shape=(x.shape[0], self.n_items))
+        return x
 
 
 def class_path(cls: type) -> str:
@@ -87,6 +108,9 @@ class Recommender(ABC):
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     #: True when `fit` needs `TrainingData.item_vectors`.
     uses_text: ClassVar[bool] = False
+    #: True when `fit` uses `TrainingData.valid` (early stopping, tuning). Evaluation then
+    #: trains it on the training split; other strategies are refit on train + validation.
+    uses_validation: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig | dict[str, Any] | None = None, **overrides: Any):
         if isinstance(config, ModelConfig):

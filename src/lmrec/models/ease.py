@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg.lapack
-import scipy.sparse as sp
 from pydantic import Field
 
 from lmrec.data.interactions import Histories
@@ -33,9 +32,7 @@ class EASE(Recommender):
     config: EASEConfig
 
     def _fit(self, data: TrainingData) -> None:
-        x = data.interactions.matrix(binary=True)
-        if x.shape[1] < self.n_items:
-            x = sp.hstack([x, sp.csr_matrix((x.shape[0], self.n_items - x.shape[1]))]).tocsr()
+        x = data.matrix()
         gram = (x.T @ x).toarray().astype(np.float64)
         gram[np.diag_indices_from(gram)] += self.config.reg
         # Inverse through the Cholesky factor (potrf + potri): ~3x cheaper than solve(I).

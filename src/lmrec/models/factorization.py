@@ -73,12 +73,7 @@ class ALS(Recommender):
         from implicit.cpu.als import AlternatingLeastSquares
 
         cfg = self.config
-        x = data.interactions.matrix(binary=True)
-        x = (
-            sp.csr_matrix(x[:, : self.n_items])
-            if x.shape[1] >= self.n_items
-            else sp.hstack([x, sp.csr_matrix((x.shape[0], self.n_items - x.shape[1]))]).tocsr()
-        )
+        x = data.matrix()
         with threadpool_limits(1, "blas"):  # implicit runs its own threads
             model = AlternatingLeastSquares(
                 factors=cfg.embedding_dim,
@@ -126,9 +121,7 @@ class BPR(Recommender):
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
         cfg = self.config
-        x = data.interactions.matrix(binary=True)
-        if x.shape[1] < self.n_items:
-            x = sp.hstack([x, sp.csr_matrix((x.shape[0], self.n_items - x.shape[1]))]).tocsr()
+        x = data.matrix()
         with threadpool_limits(1, "blas"):  # implicit runs its own threads
             model = BayesianPersonalizedRanking(
                 factors=cfg.embedding_dim,

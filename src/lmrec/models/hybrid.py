@@ -2,7 +2,8 @@
 
 Each strategy's scores are standardised per user (mean 0, std 1 over all items)
 and summed as (1 - weight) * cf + weight * text. With validation data and
-`weight="auto"`, the weight is the best of a small grid on validation NDCG@10.
+`weight="auto"`, the weight is the best of a small grid on validation NDCG@10,
+after which the CF side is refit on training plus validation interactions.
 The collaborative side carries the well-observed items; the text side lifts
 tail and new items that the collaborative side cannot see.
 """
@@ -44,6 +45,7 @@ class Hybrid(Recommender):
     """(1 - w) * standardised CF scores + w * standardised text scores."""
 
     Config = HybridConfig
+    uses_validation = True
     config: HybridConfig
     uses_text = True
 
@@ -60,6 +62,8 @@ class Hybrid(Recommender):
             self.weight_ = float(self.config.weight)
         elif data.valid is not None and len(data.valid):
             self.weight_ = self._tune(data)
+            if not self.cf_.uses_validation:  # validation has done its job: refit CF on it too
+                self.cf_.fit(data.merged())
         else:
             self.weight_ = 0.3
 

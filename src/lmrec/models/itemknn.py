@@ -68,9 +68,7 @@ class ItemKNN(Recommender):
     config: ItemKNNConfig
 
     def _fit(self, data: TrainingData) -> None:
-        x = data.interactions.matrix(binary=True)
-        if x.shape[1] < self.n_items:
-            x = sp.hstack([x, sp.csr_matrix((x.shape[0], self.n_items - x.shape[1]))]).tocsr()
+        x = data.matrix()
         norms = np.sqrt(np.asarray(x.sum(axis=0)).ravel())
         co = (x.T @ x).tocsr().astype(np.float32)
         co.setdiag(0.0)

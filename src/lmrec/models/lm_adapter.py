@@ -4,8 +4,9 @@ In the spirit of AlphaRec ("Language representations can be what recommenders
 need", Sheng et al. 2024): a small MLP projects frozen text vectors; a user is
 the (recency-weighted) mean of their projected history; the score is a scaled
 cosine. It is trained on interactions with a full-softmax cross-entropy over the
-items seen in training: for each user, one history item is held out and
-predicted from the others. Because items are represented only through their
+items seen in training: each epoch hides a random share of every user's history
+and predicts each hidden item from the rest (a denoising objective, as in
+Mult-DAE). Because items are represented only through their
 text, any item with text (new, cold or long-tail) gets a usable vector.
 """
 
@@ -25,9 +26,11 @@ class LMAdapterConfig(ModelConfig):
     """Adapter size and training.
 
     `embedding_dim` output size; `hidden_dim` MLP width; `temperature` of the
-    cosine softmax; `recency` history weighting (as in `content`); `epochs`,
-    `batch_size`, `learning_rate`, `weight_decay`, `dropout`; `patience` epochs
-    without validation gain before stopping (needs validation data); `seed`.
+    cosine softmax; `recency` history weighting (as in `content`); `mask_rate`
+    share of each history hidden and predicted from the rest in training;
+    `epochs`, `batch_size`, `learning_rate`, `weight_decay`, `dropout`;
+    `patience` epochs without validation gain before stopping (needs validation
+    data); `seed`.
     """
 
     embedding_dim: int = Field(128, ge=2)
@@ -40,6 +43,7 @@ class LMAdapterConfig(ModelConfig):
     learning_rate: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(1e-6, ge=0.0)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    mask_rate: float = Field(0.3, gt=0.0, lt=1.0)
     patience: int = Field(5, ge=1)
     seed: int = 0
     progress: bool = False
@@ -58,6 +62,7 @@ class LMAdapter(Recommender):
     """Text vectors -> MLP -> collaborative item space; users as mean of their items."""
 
     Config = LMAdapterConfig
+    uses_validation = True
     config: LMAdapterConfig
     uses_text = True
 
@@ -101,17 +106,26 @@ class LMAdapter(Recommender):
             order = rng.permutation(users)
             for lo in range(0, len(order), cfg.batch_size):
                 batch = order[lo : lo + cfg.batch_size]
-                starts, counts = log.user_indptr[batch], log.user_counts[batch]
-                held = starts + (rng.random(len(batch)) * counts).astype(np.int64)
-                targets = seen_pos[log.items[held]]
                 hist = log.histories(batch)
-                # Drop the held-out item from each input history.
-                drop = np.zeros(len(hist.items), dtype=bool)
-                drop[hist.indptr[:-1] + (held - starts)] = True
-                keep_items = hist.items[~drop]
-                lengths = hist.lengths - 1
-                indptr = np.concatenate([[0], np.cumsum(lengths)])
-                inputs = Histories(indptr, keep_items)
+                rows_all = hist.row_ids()
+                # Denoising: hide a random share of each history and predict every hidden
+                # item from the rest (at least one hidden and one kept per user).
+                hidden = rng.random(len(hist.items)) < cfg.mask_rate
+                first = hist.indptr[:-1]
+                forced = first + (rng.random(len(batch)) * hist.lengths).astype(np.int64)
+                hidden[forced] = True
+                kept_any = np.bincount(rows_all[~hidden], minlength=len(batch)) > 0
+                hidden[
+                    forced[~kept_any] + np.where(forced[~kept_any] == first[~kept_any], 1, -1)
+                ] = False
+                inputs = Histories(
+                    np.concatenate(
+                        [[0], np.cumsum(np.bincount(rows_all[~hidden], minlength=len(batch)))]
+                    ),
+                    hist.items[~hidden],
+                )
+                target_rows = torch.from_numpy(rows_all[hidden])
+                target_cols = torch.from_numpy(seen_pos[hist.items[hidden]])
                 emb = nn.functional.normalize(mlp(x_all[torch.from_numpy(seen)]), dim=-1)
                 full = torch.zeros(self.n_items, cfg.embedding_dim)
                 full = full.index_copy(0, torch.from_numpy(seen), emb)
@@ -122,10 +136,12 @@ class LMAdapter(Recommender):
                 )
                 user = nn.functional.normalize(user, dim=-1)
                 logits = user @ emb.T / cfg.temperature
-                # Mask the other (input) items of each user out of the softmax.
-                in_seen = seen_pos[inputs.items]
-                logits[rows, torch.from_numpy(in_seen)] = -1e9
-                loss = nn.functional.cross_entropy(logits, torch.from_numpy(targets))
+                # The kept (input) items are known: mask them out of the softmax.
+                logits = logits.index_put(
+                    (rows, torch.from_numpy(seen_pos[inputs.items])), torch.tensor(-1e9)
+                )
+                log_probs = torch.log_softmax(logits, dim=1)
+                loss = -log_probs[target_rows, target_cols].mean()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

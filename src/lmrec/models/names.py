@@ -23,6 +23,8 @@ STRATEGIES: dict[str, str] = {
     "hybrid": "lmrec.models.hybrid:Hybrid",
     "sasrec": "lmrec.models.sasrec:SASRec",
     "text-sasrec": "lmrec.models.sasrec:TextSASRec",
+    "multi-interest": "lmrec.models.multi_interest:MultiInterest",
+    "fused": "lmrec.ranking.decision:Fused",
 }
 
 

@@ -79,6 +79,7 @@ class SASRec(Recommender):
     """
 
     Config = SASRecConfig
+    uses_validation = True
     config: SASRecConfig
 
     def _text_mode(self) -> str:

@@ -6,6 +6,7 @@ the encoder are opened in the lifespan, so tests build as many apps as they like
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import logging
@@ -32,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lmrec import __version__
 from lmrec.errors import LmrecError
-from lmrec.pipeline import Encoder
+from lmrec.pipeline import Encoder, Recommendation
 from lmrec.pipeline import Query as PipelineQuery
 from lmrec.serving.auth import ApiKey, authenticate
 from lmrec.serving.registry import ModelRegistry
@@ -43,6 +44,7 @@ from lmrec.serving.schemas import (
     ErrorBody,
     EventsRequest,
     EventsResponse,
+    ExplanationOut,
     Id,
     ItemsRequest,
     ItemsResponse,
@@ -247,6 +249,16 @@ IngestKey = Depends(_require("ingest"))
 AdminKey = Depends(_require("admin"))
 
 
+def _out(r: Recommendation) -> RecommendationOut:
+    e = r.explanation
+    return RecommendationOut(
+        item_id=r.item_id,
+        score=r.score,
+        reasons=r.reasons,
+        explanation=None if e is None else ExplanationOut(**dataclasses.asdict(e)),
+    )
+
+
 def hash_for_log(value: str) -> str:
     """A short stable pseudonym for logging an id (never log ids in the clear)."""
     return hashlib.sha256(b"lmrec-log\x00" + value.encode()).hexdigest()[:12]
@@ -397,14 +409,15 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
             exclude_seen=body.exclude_seen,
             use_trained_history=not erased,
             text=body.query,
+            mmr_lambda=body.mmr_lambda,
+            exposure_cap=body.exposure_cap,
+            exposure_field=body.exposure_field,
+            boosts=body.boosts,
+            context=body.context,
+            explain=body.explain,
         )
         recs = pipeline.recommend(query)
-        return RecommendationResponse(
-            items=[
-                RecommendationOut(item_id=r.item_id, score=r.score, reasons=r.reasons) for r in recs
-            ],
-            model_version=pipeline.version,
-        )
+        return RecommendationResponse(items=[_out(r) for r in recs], model_version=pipeline.version)
 
     # -- items ----------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ __all__ = [
     "EventIn",
     "EventsRequest",
     "EventsResponse",
+    "ExplanationOut",
     "ItemIn",
     "ItemsRequest",
     "ItemsResponse",
@@ -99,6 +100,41 @@ class RecommendationRequest(_Body):
         default_factory=dict, description='Item attributes to require, e.g. {"brand": "Prada"}.'
     )
     exclude_seen: bool = Field(True, description="Leave out items the user already consumed.")
+    mmr_lambda: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Diversity knob: 1 = relevance order, lower = more diverse (MMR). Default: the model's.",
+    )
+    exposure_cap: int | None = Field(
+        None, ge=1, le=MAX_K, description="At most this many items per `exposure_field` value."
+    )
+    exposure_field: str | None = Field(
+        None, max_length=100, description='Attribute the cap counts (default "brand").'
+    )
+    boosts: dict[str, float] = Field(
+        default_factory=dict,
+        max_length=100,
+        description='Attribute token -> boost in standard deviations, e.g. {"brand=Acme": 1.0}.',
+    )
+    explain: bool = Field(True, description="Return an explanation for every item.")
+
+
+class ExplanationOut(BaseModel):
+    """The facts behind one item and the sentence composed from them."""
+
+    strategy: str = Field(description="The strategy that proposed the item.")
+    contributor: str = Field(description="The strategy whose scoring the contributions come from.")
+    contributions: list[tuple[str, float]] = Field(
+        description="History items and how much each added to the item's score, largest first."
+    )
+    strategy_ranks: dict[str, int] = Field(description="Each fused strategy's rank (0-based).")
+    interest: str | None = Field(description="The user's interest the item serves.")
+    shared_attributes: list[str]
+    rank_changes: dict[str, int] = Field(
+        description="Places gained (+) or lost (-) per knob: query, mmr, exposure_cap, boosts, not_interested."
+    )
+    text: str
 
 
 class RecommendationOut(BaseModel):
@@ -107,6 +143,7 @@ class RecommendationOut(BaseModel):
     item_id: str
     score: float
     reasons: list[str]
+    explanation: ExplanationOut | None = None
 
 
 class RecommendationResponse(BaseModel):

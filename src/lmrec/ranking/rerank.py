@@ -1,0 +1,256 @@
+"""Re-rankers: the last stage between scored candidates and the list a user sees.
+
+Every re-ranker takes candidate item indexes (best first) with their relevance
+and returns a new order; `rerank` runs the configured ones in a fixed order
+(score adjustments first, then list-wise selection) and records each item's
+position after every step, so explanations can say how a knob moved an item.
+
+- `suppress_similar`: lower items close (in text space) to items the user said
+  they are not interested in.
+- `boost`: add business boosts to items with given attribute tokens.
+- `mmr`: maximal marginal relevance, `lambda * relevance - (1 - lambda) * max
+  similarity to what is already chosen`; lambda 1 is the relevance order.
+- `exposure_cap`: at most `cap` items per group (brand, provider) in the list.
+
+Attribute filters and exclusions are masks applied before any of these
+(`lmrec.pipeline` and `lmrec.ranking.decision` do that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "RerankOptions",
+    "RerankResult",
+    "boost",
+    "exposure_cap",
+    "mmr",
+    "rerank",
+    "suppress_similar",
+]
+
+
+class RerankOptions(BaseModel):
+    """Re-ranking knobs, settable per request and per evaluation run.
+
+    `mmr_lambda` (1 = relevance only, 0 = diversity only); `exposure_field` the
+    attribute whose values are capped (`brand`, or any attribute field);
+    `exposure_cap` the most items per value in the final list (None = no cap);
+    `boosts` attribute token -> added relevance in standard deviations of the
+    candidates' relevance (e.g. `{"brand=Acme": 1.0}`); `negative_penalty`
+    standard deviations taken off an item fully similar to a not-interested item
+    (`negative_threshold` is the cosine below which nothing is taken off);
+    `depth` how many top candidates the list-wise re-rankers consider.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mmr_lambda: float = Field(default=1.0, ge=0.0, le=1.0)
+    exposure_field: str = "brand"
+    exposure_cap: int | None = Field(default=None, ge=1)
+    boosts: dict[str, float] = Field(default_factory=dict)
+    negative_penalty: float = Field(default=2.0, ge=0.0)
+    negative_threshold: float = Field(default=0.5, ge=-1.0, le=1.0)
+    depth: int = Field(default=100, ge=1)
+
+    @property
+    def list_wise(self) -> bool:
+        """Whether a list-wise re-ranker (MMR or a cap) changes the order."""
+        return self.mmr_lambda < 1.0 or self.exposure_cap is not None
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    """The re-ranked list and how each step moved its items.
+
+    `items`/`scores`: the final order (best first) and the relevance each item
+    had after score adjustments. `positions[step][item]`: 0-based position of
+    the item after `step` (`relevance` is the order before any knob).
+    """
+
+    items: np.ndarray
+    scores: np.ndarray
+    positions: dict[str, dict[int, int]] = field(default_factory=dict)
+
+    def moved(self, item: int) -> dict[str, int]:
+        """Positions gained (positive) or lost at each step for one item."""
+        out: dict[str, int] = {}
+        prev = self.positions.get("relevance", {}).get(item)
+        for step, pos in self.positions.items():
+            if step == "relevance":
+                continue
+            now = pos.get(item)
+            if prev is not None and now is not None and now != prev:
+                out[step] = prev - now
+            prev = now if now is not None else prev
+        return out
+
+
+def _order(items: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.lexsort((items, -scores))
+    return items[order], scores[order]
+
+
+def suppress_similar(
+    scores: np.ndarray,
+    vectors: np.ndarray,
+    negative_vectors: np.ndarray,
+    penalty: float,
+    threshold: float = 0.5,
+) -> np.ndarray:
+    """`scores - penalty * max(0, (max cos to any negative - threshold) / (1 - threshold))`.
+
+    `vectors` are the candidates' unit vectors (rows aligned with `scores`);
+    `negative_vectors` those of the not-interested items (or encoded phrases).
+    """
+    if not len(negative_vectors) or penalty == 0:
+        return scores
+    sim = (vectors @ np.asarray(negative_vectors, dtype=np.float32).T).max(axis=1)
+    drop = np.clip((sim - threshold) / max(1e-6, 1.0 - threshold), 0.0, None)
+    return scores - penalty * drop  # type: ignore[no-any-return]
+
+
+def boost(
+    scores: np.ndarray,
+    attributes: sp.csr_matrix,
+    tokens: Sequence[str],
+    boosts: Mapping[str, float],
+) -> np.ndarray:
+    """Add `boosts[token]` to each candidate having that attribute token.
+
+    `attributes` is the candidates' binary item x token matrix with column names `tokens`.
+    """
+    if not boosts:
+        return scores
+    index = {t: j for j, t in enumerate(tokens)}
+    w = np.zeros(len(tokens), dtype=np.float32)
+    for token, value in boosts.items():
+        if token in index:
+            w[index[token]] += value
+    return scores + np.asarray(attributes @ w).ravel()
+
+
+def mmr(
+    items: np.ndarray, relevance: np.ndarray, vectors: np.ndarray, lam: float, k: int
+) -> np.ndarray:
+    """Greedy maximal marginal relevance over candidates `items` (any order; `vectors` row-aligned).
+
+    Picks, `k` times, the candidate maximising `lam * rel - (1 - lam) * max_sim`, where
+    `rel` is relevance min-max scaled to [0, 1] and `max_sim` the largest cosine to an
+    item already picked (0 for the first pick). Ties go to the earlier candidate in
+    relevance order. `lam = 1` returns the relevance order.
+    """
+    items = np.asarray(items)
+    relevance = np.asarray(relevance, dtype=np.float64)
+    order = np.lexsort((items, -relevance))
+    items, relevance = items[order], relevance[order]
+    k = min(k, len(items))
+    if lam >= 1.0 or k == 0:
+        return items[:k]
+    span = relevance.max() - relevance.min()
+    rel = (relevance - relevance.min()) / span if span > 0 else np.ones_like(relevance)
+    v = np.asarray(vectors, dtype=np.float64)[order]
+    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    max_sim = np.zeros(len(items))
+    taken = np.zeros(len(items), dtype=bool)
+    picked: list[int] = []
+    for step in range(k):
+        value = lam * rel - (1.0 - lam) * (max_sim if step else 0.0)
+        value[taken] = -np.inf
+        j = int(np.argmax(value))
+        picked.append(j)
+        taken[j] = True
+        max_sim = np.maximum(max_sim, v @ v[j])
+    return items[picked]
+
+
+def exposure_cap(items: np.ndarray, groups: np.ndarray, cap: int, k: int) -> np.ndarray:
+    """The first `k` of `items` (best first) with at most `cap` per group.
+
+    `groups[j]` is item `items[j]`'s group id (-1 = no group, never capped). When the
+    cap leaves fewer than `k` items, the list is shorter than `k`.
+    """
+    counts: dict[int, int] = {}
+    out: list[int] = []
+    for item, g in zip(items, groups, strict=True):
+        g = int(g)
+        if g >= 0:
+            if counts.get(g, 0) >= cap:
+                continue
+            counts[g] = counts.get(g, 0) + 1
+        out.append(int(item))
+        if len(out) == k:
+            break
+    return np.asarray(out, dtype=np.int64)
+
+
+def rerank(
+    items: np.ndarray,
+    relevance: np.ndarray,
+    options: RerankOptions,
+    k: int,
+    vectors: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    attributes: sp.csr_matrix | None = None,
+    tokens: Sequence[str] = (),
+    negative_vectors: np.ndarray | None = None,
+) -> RerankResult:
+    """Apply the knobs of `options` to candidates `items` with `relevance`; top `k` out.
+
+    `vectors`, `groups` and `attributes` are row-aligned with `items` (the
+    candidates' unit text vectors, exposure-group ids, attribute tokens). Score
+    adjustments (negative suppression, boosts) are in standard deviations of the
+    candidates' relevance, so they mean the same for every strategy's scale.
+    Re-rankers whose inputs are missing are skipped.
+    """
+    items = np.asarray(items, dtype=np.int64)
+    rel = np.asarray(relevance, dtype=np.float64)
+    positions: dict[str, dict[int, int]] = {}
+
+    def record(step: str, order: np.ndarray) -> None:
+        positions[step] = {int(i): p for p, i in enumerate(order)}
+
+    ordered, _ = _order(items, rel)
+    record("relevance", ordered)
+    std = float(rel.std()) if len(rel) > 1 else 1.0
+    std = std if std > 0 else 1.0
+    adjusted = rel.copy()
+    if negative_vectors is not None and len(negative_vectors) and vectors is not None:
+        adjusted = rel + std * (
+            suppress_similar(
+                np.zeros_like(rel),
+                vectors,
+                negative_vectors,
+                options.negative_penalty,
+                options.negative_threshold,
+            )
+        )
+        record("not_interested", _order(items, adjusted)[0])
+    if options.boosts and attributes is not None:
+        adjusted = adjusted + std * boost(np.zeros_like(rel), attributes, tokens, options.boosts)
+        record("boosts", _order(items, adjusted)[0])
+    pos_of = {int(i): j for j, i in enumerate(items)}
+    ordered, ordered_scores = _order(items, adjusted)
+    depth = min(len(ordered), max(options.depth, k))
+    top = ordered[:depth]
+    if options.mmr_lambda < 1.0 and vectors is not None:
+        rows = np.array([pos_of[int(i)] for i in top], dtype=np.int64)
+        top = mmr(top, adjusted[rows], vectors[rows], options.mmr_lambda, depth)
+        record("mmr", top)
+    if options.exposure_cap is not None and groups is not None:
+        rows = np.array([pos_of[int(i)] for i in top], dtype=np.int64)
+        top = exposure_cap(top, groups[rows], options.exposure_cap, depth)
+        record("exposure_cap", top)
+    final = top[:k]
+    score_of = dict(zip(ordered.tolist(), ordered_scores.tolist(), strict=True))
+    return RerankResult(
+        items=final,
+        scores=np.array([score_of[int(i)] for i in final], dtype=np.float32),
+        positions=positions,
+    )

@@ -1,0 +1,82 @@
+"""The fused decision layer: conformance, learned fusion on validation data, knobs from config."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+from tests.models.conformance import PersonalisedBehaviour, StrategyConformance
+
+from lmrec.data.loaders import load_dataset
+from lmrec.data.splitting import split
+from lmrec.errors import ConfigError
+from lmrec.evaluation import evaluate_model
+from lmrec.models import TrainingData
+from lmrec.models.names import resolve_strategy
+from lmrec.ranking.decision import Fused, FusedConfig
+
+
+class TestFusedRRF(StrategyConformance, PersonalisedBehaviour):
+    strategy = Fused
+    params: ClassVar[dict[str, Any]] = {"strategies": ("itemknn", "content"), "depth": 10}
+
+
+class TestFusedMMR(StrategyConformance, PersonalisedBehaviour):
+    strategy = Fused
+    params: ClassVar[dict[str, Any]] = {
+        "strategies": ("itemknn", "multi-interest"),
+        "depth": 10,
+        "mmr_lambda": 0.9,
+    }
+
+
+def test_config_accepts_cli_strings() -> None:
+    cfg = FusedConfig(strategies="ease, content", boosts="brand=Acme:0.5,tags=vegan:1")  # type: ignore[arg-type]
+    assert cfg.strategies == ("ease", "content")
+    assert cfg.boosts == {"brand=Acme": 0.5, "tags=vegan": 1.0}
+    with pytest.raises(ConfigError, match="strategy_params"):
+        Fused(strategies=("ease",), strategy_params={"content": {}})._parts()
+
+
+@pytest.fixture(scope="module")
+def sample_split():  # type: ignore[no-untyped-def]
+    ds = load_dataset("sample")
+    vectors = ds.catalog.attribute_vectors().toarray().astype(np.float32)
+    s = split(ds.interactions, "loo", seed=0)
+    return s, TrainingData(s.train, ds.catalog, vectors, s.valid), vectors
+
+
+def test_learned_fusion_trains_on_validation_and_is_not_worse_than_its_parts(sample_split) -> None:  # type: ignore[no-untyped-def]
+    s, data, _vectors = sample_split
+    names = ("ease", "itemknn", "content")
+    ndcg = {}
+    for name in names:
+        model = resolve_strategy(name)().fit(data)
+        ndcg[name] = evaluate_model(model, s.test_history, s.test).summary["ndcg@10"]
+    fused = Fused(strategies=names).fit(data)
+    assert fused.fusion_ == "learned" and set(fused.feature_weights) >= {"ease:score", "age"}
+    got = evaluate_model(fused, s.test_history, s.test).summary["ndcg@10"]
+    # 500 users: a smoke check only (the claim itself is benchmarks/decision_beauty.py, with CIs).
+    assert got >= max(ndcg.values()) - 0.02, (got, ndcg)
+
+
+def test_mmr_lambda_from_config_raises_diversity(sample_split) -> None:  # type: ignore[no-untyped-def]
+    s, data, vectors = sample_split
+    div = {}
+    for lam in (1.0, 0.5):
+        model = Fused(strategies=("ease", "content"), fusion="rrf", mmr_lambda=lam).fit(data)
+        res = evaluate_model(model, s.test_history, s.test, item_vectors=vectors)
+        div[lam] = res.summary["diversity@10"]
+    assert div[0.5] > div[1.0]
+
+
+def test_exposure_cap_from_config_holds_in_the_dense_scores(sample_split) -> None:  # type: ignore[no-untyped-def]
+    s, data, _ = sample_split
+    model = Fused(strategies=("ease",), fusion="rrf", exposure_cap=2).fit(data)
+    groups = model.exposure_groups("brand")
+    scores = model.score(s.test_history.histories(np.arange(20)))
+    for row in scores:
+        top = np.argsort(-row, kind="stable")[:10]
+        counts = np.bincount(groups[top][groups[top] >= 0])
+        assert counts.max() <= 2
