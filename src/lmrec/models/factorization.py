@@ -1,10 +1,10 @@
 """Matrix factorisation through `implicit`: ALS (Hu et al. 2008) and BPR (Rendle et al. 2009).
 
-Both score a fresh history by folding the user in: the user vector is the exact
-least-squares solution of the implicit-feedback (ALS) objective against the
-learned item factors, computed by implicit's own solver. A known user whose
-history did not change gets the same answer as a user seen for the first time
-with that history, which is what real-time serving needs.
+Both score a fresh history by folding the user in against the learned item
+factors, each with its own objective: ALS takes the exact least-squares solution
+(implicit's own solver), BPR a few gradient steps on the pairwise loss. A known
+user whose history did not change gets the same answer as a user seen for the
+first time with that history, which is what real-time serving needs.
 """
 
 from __future__ import annotations
@@ -99,16 +99,21 @@ class ALS(Recommender):
 
 
 class BPRConfig(ModelConfig):
-    """`embedding_dim` factors, `learning_rate`, `reg`, `epochs` of SGD, `seed`;
-    `fold_in_reg`/`fold_in_alpha` set the least-squares fold-in for fresh histories."""
+    """`embedding_dim` factors, `learning_rate`, `reg`, `epochs` of SGD, `seed`.
+
+    Fresh histories are folded in with BPR's own objective: the user vector starts
+    at the mean of the history's item factors and takes `fold_in_steps` gradient
+    steps (step size `learning_rate`) against `fold_in_negatives` negative items
+    drawn once at fit time, so the answer is deterministic for a given history.
+    """
 
     embedding_dim: int = Field(128, ge=1)
-    learning_rate: float = Field(0.01, gt=0.0)
+    learning_rate: float = Field(0.05, gt=0.0)
     reg: float = Field(0.01, ge=0.0)
-    epochs: int = Field(100, ge=1)
+    epochs: int = Field(300, ge=1)
     seed: int = 0
-    fold_in_reg: float = Field(0.1, ge=0.0)
-    fold_in_alpha: float = Field(10.0, gt=0.0)
+    fold_in_steps: int = Field(10, ge=0)
+    fold_in_negatives: int = Field(32, ge=1)
 
 
 class BPR(Recommender):
@@ -134,16 +139,40 @@ class BPR(Recommender):
             model.fit(x, show_progress=False)
         # implicit appends an item-bias column (the user side holds a constant 1 there).
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+        rng = np.random.default_rng(cfg.seed)
+        self.negatives_ = rng.integers(0, self.n_items, cfg.fold_in_negatives).astype(np.int64)
+
+    def fold_in(self, history: sp.csr_matrix) -> np.ndarray:
+        """User vectors for (queries x items) binary histories, by BPR's objective."""
+        cfg = self.config
+        factors, bias = self.item_factors_[:, :-1], self.item_factors_[:, -1]
+        counts = np.maximum(np.diff(history.indptr), 1)[:, None]
+        users = np.asarray(history @ factors) / counts
+        rows = np.repeat(np.arange(history.shape[0]), np.diff(history.indptr))
+        # Sums each user's per-entry gradients: (queries x entries) with one 1 per entry.
+        gather = sp.csr_matrix(
+            (np.ones(len(rows), np.float32), np.arange(len(rows)), history.indptr),
+            shape=(history.shape[0], len(rows)),
+        )
+        pos_v, pos_b = factors[history.indices], bias[history.indices]
+        neg_v, neg_b = factors[self.negatives_], bias[self.negatives_]
+        for _ in range(cfg.fold_in_steps):
+            up = np.einsum("ed,ed->e", users[rows], pos_v) + pos_b
+            un = users[rows] @ neg_v.T + neg_b
+            # d/du log sigmoid(u.(v_pos - v_neg) + b_pos - b_neg) = (1 - sigmoid) (v_pos - v_neg)
+            weight = 1.0 / (1.0 + np.exp(np.clip(up[:, None] - un, -30, 30)))
+            grad_e = weight.sum(axis=1, keepdims=True) * pos_v - weight @ neg_v
+            grad = np.asarray(gather @ grad_e) / len(self.negatives_)
+            users += cfg.learning_rate * (grad - cfg.reg * users)
+        return users
 
     def _score(self, histories: Histories) -> np.ndarray:
-        h = histories.to_csr(self.n_items, binary=True)
-        factors = self.item_factors_[:, :-1]
-        bias = self.item_factors_[:, -1]
-        users = fold_in(factors, h, self.config.fold_in_reg, self.config.fold_in_alpha)
-        return users @ factors.T + bias
+        users = self.fold_in(histories.to_csr(self.n_items, binary=True))
+        return users @ self.item_factors_[:, :-1].T + self.item_factors_[:, -1]
 
     def _state(self) -> dict[str, np.ndarray]:
-        return {"item_factors": self.item_factors_}
+        return {"item_factors": self.item_factors_, "negatives": self.negatives_}
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self.item_factors_ = state["item_factors"]
+        self.negatives_ = state["negatives"]
