@@ -157,7 +157,7 @@ def evaluate(
     models: Annotated[
         str,
         typer.Option(
-            help="Comma-separated strategies: pop,itemknn,ease,als,bpr or package.module:Class."
+            help="Comma-separated strategies: pop, random, itemknn, ease, als, bpr, content, lm-adapter, hybrid, multi-interest, sasrec, text-sasrec, fused; or package.module:Class."
         ),
     ] = "pop,itemknn,ease",
     protocol: Annotated[
@@ -175,7 +175,9 @@ def evaluate(
     ] = None,
     param: Annotated[
         list[str] | None,
-        typer.Option(help="Hyperparameter MODEL.KEY=VALUE, repeatable (e.g. ease.reg=500)."),
+        typer.Option(
+            help="Hyperparameter MODEL.KEY=VALUE, repeatable (e.g. ease.reg=500, fused.mmr_lambda=0.8, fused.strategies=ease,content, sasrec.epochs=50)."
+        ),
     ] = None,
     k: Annotated[
         list[int] | None, typer.Option(help="Cut-offs, repeatable (default 10 and 20).")
