@@ -34,10 +34,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
 
 from lmrec import __version__
+from lmrec._arrays import read_arrays, write_arrays
 from lmrec.data.catalog import Catalog
 from lmrec.data.dataset import Dataset
 from lmrec.data.interactions import Interactions
@@ -191,13 +190,13 @@ def build_artifact(
                 f.flush()
                 os.fsync(f.fileno())
         log = log.with_sizes(max(log.n_users, dataset.n_users), max(log.n_items, dataset.n_items))
-        save_file(
+        write_arrays(
+            tmp / "histories.safetensors",
             {
-                "indptr": np.ascontiguousarray(log.user_indptr, dtype=np.int64),
-                "items": np.ascontiguousarray(log.items, dtype=np.int32),
-                "timestamps": np.ascontiguousarray(log.timestamps, dtype=np.float64),
+                "indptr": log.user_indptr.astype(np.int64),
+                "items": log.items.astype(np.int32),
+                "timestamps": log.timestamps.astype(np.float64),
             },
-            str(tmp / "histories.safetensors"),
         )
         model.save(tmp / "model")
         files = sorted(p for p in tmp.rglob("*") if p.is_file())
@@ -303,12 +302,7 @@ def load_artifact(path: str | Path) -> Artifact:
             raise LmrecError(
                 f"{root / 'item_vectors.npy'}: shape {vectors.shape} does not match {len(items)} items"
             )
-    try:
-        hist = load_file(str(root / "histories.safetensors"))
-    except (OSError, ValueError, SafetensorError) as exc:
-        raise LmrecError(
-            f"{root / 'histories.safetensors'}: cannot read histories ({exc})"
-        ) from None
+    hist = read_arrays(root / "histories.safetensors", "histories")
     indptr, hist_items = hist["indptr"].astype(np.int64), hist["items"]
     if len(indptr) != len(users) + 1 or indptr[-1] != len(hist_items):
         raise LmrecError(f"{root / 'histories.safetensors'}: does not match users.json")

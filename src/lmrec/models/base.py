@@ -18,9 +18,8 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, ValidationError
-from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
 
+from lmrec._arrays import read_arrays, write_arrays
 from lmrec.data.catalog import Catalog
 from lmrec.data.interactions import Histories, Interactions
 from lmrec.errors import ConfigError, LmrecError, NotFittedError
@@ -188,8 +187,7 @@ class Recommender(ABC):
             "n_items": self.n_items,
         }
         (path / "model.json").write_text(json.dumps(meta, indent=2))
-        state = {k: np.ascontiguousarray(v) for k, v in self._state().items()}
-        save_file(state, str(path / "state.safetensors"))
+        write_arrays(path / "state.safetensors", self._state())
         return path
 
     @classmethod
@@ -211,12 +209,7 @@ def load_model(path: str | Path) -> Recommender:
     if not issubclass(cls, Recommender):
         raise LmrecError(f"{meta['class']} is not a Recommender")
     model = cls(meta["config"])
-    try:
-        state = load_file(str(path / "state.safetensors"))
-    except (OSError, ValueError, SafetensorError) as exc:
-        raise LmrecError(
-            f"{path / 'state.safetensors'}: cannot read model arrays ({exc})"
-        ) from None
+    state = read_arrays(path / "state.safetensors", "model arrays")
     model.n_items = int(meta["n_items"])
     model._set_state(state)
     model._fitted = True
