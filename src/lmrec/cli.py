@@ -69,7 +69,10 @@ def _leaderboard(doc: dict[str, Any], k: int = 10) -> Table:
     for name, row in rows:
         cells = []
         for col in (f"ndcg@{k}", f"recall@{k}", f"hr@{k}", f"mrr@{k}", f"coverage@{k}"):
-            v = row.get(col, float("nan"))
+            v = row.get(col)
+            if v is None:
+                cells.append("n/a")
+                continue
             ci = row.get("ci95", {}).get(col)
             cells.append(f"{v:.4f}" + (f" [dim]±{(ci[1] - ci[0]) / 2:.4f}[/]" if ci else ""))
         table.add_row(name, *cells, f"{row['fit_seconds']:.1f}", f"{row['eval_seconds']:.1f}")

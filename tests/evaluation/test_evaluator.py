@@ -1,8 +1,10 @@
 """Full-ranking evaluation on tiny logs where every number can be worked out by hand."""
 
+import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from lmrec.data import Interactions, leave_one_out
@@ -62,3 +64,17 @@ def test_experiment_json_contract_and_rankings(tiny_dataset, tmp_path):
     lines = [json.loads(x) for x in paths[0].read_text().splitlines()]
     assert {"user", "truth", "ranked"} <= set(lines[0])
     assert len(lines) == doc["n_test_users"]
+
+
+def test_json_is_strict_when_a_segment_is_empty(parity):
+    # Every parity user has 15 items: nobody has a short history, so that segment is empty.
+    from lmrec.data import Dataset
+
+    log = parity
+    frame = pd.DataFrame({"user": log.users, "item": log.items, "timestamp": log.timestamps})
+    doc = run_experiment(
+        Dataset.from_frames("parity", frame), "loo", [ModelSpec.parse("pop")]
+    ).to_json()
+    seg = doc["results"]["pop"]["segments"]["short_history"]
+    assert seg["n_users"] == 0 and seg["ndcg@10"] is None
+    json.dumps(doc, allow_nan=False)  # valid JSON: no NaN

@@ -61,6 +61,10 @@ def _scatter(doc: dict[str, Any], x: str, y: str) -> str:
     return png
 
 
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 def _table(doc: dict[str, Any], columns: list[str]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ["model", *columns])
     rows = []
@@ -69,8 +73,8 @@ def _table(doc: dict[str, Any], columns: list[str]) -> str:
         for c in columns:
             v = row.get(c)
             ci = row.get("ci95", {}).get(c)
-            text = "" if v is None else f"{v:.4f}"
-            if ci:
+            text = _fmt(v) if c in row else ""
+            if ci and None not in ci:
                 text += f" <small>[{ci[0]:.4f}, {ci[1]:.4f}]</small>"
             cells.append(f"<td>{text}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -89,9 +93,7 @@ def _segments_table(doc: dict[str, Any]) -> str:
         cells = [f"<td>{html.escape(name)}</td>"]
         for s in segs:
             v = row.get("segments", {}).get(s, {})
-            cells.append(
-                f"<td>{v.get('ndcg@10', float('nan')):.4f} ({int(v.get('n_users', 0))})</td>"
-            )
+            cells.append(f"<td>{_fmt(v.get('ndcg@10'))} ({int(v.get('n_users', 0))})</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><tr><th>model</th>{head}</tr>{''.join(rows)}</table>"
 

@@ -167,8 +167,9 @@ class Experiment:
         return paths
 
 
-def _round(x: float) -> float:
-    return float(round(x, 6)) if np.isfinite(x) else float("nan")
+def _round(x: float) -> float | None:
+    """6 decimals; None (JSON null) for an undefined value, e.g. a segment with no users."""
+    return float(round(x, 6)) if np.isfinite(x) else None
 
 
 def _safe(name: str) -> str:
