@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from pydantic import Field
 
 from lmrec.data.interactions import Histories
 from lmrec.models.base import ModelConfig, Recommender, TrainingData
-from lmrec.models.itemknn import history_weights
+from lmrec.models.itemknn import recent_weights
 
 __all__ = ["ContentConfig", "ContentProfile", "profiles"]
 
@@ -28,13 +29,13 @@ def profiles(
 
     History items without a vector (index beyond `vectors`) are skipped.
     """
-    n, dim = len(histories), vectors.shape[1]
-    weights = history_weights(histories, recency)
-    ends = np.repeat(histories.indptr[1:], histories.lengths)
-    recent = (ends - np.arange(len(histories.items))) <= max_history
-    keep = recent & (histories.items >= 0) & (histories.items < len(vectors))
-    out = np.zeros((n, dim), dtype=np.float32)
-    np.add.at(out, histories.row_ids()[keep], vectors[histories.items[keep]] * weights[keep, None])
+    weights = recent_weights(histories, recency, max_history)
+    keep = (histories.items >= 0) & (histories.items < len(vectors)) & (weights > 0)
+    mix = sp.csr_matrix(
+        (weights[keep], (histories.row_ids()[keep], histories.items[keep])),
+        shape=(len(histories), len(vectors)),
+    )
+    out = np.asarray(mix @ vectors, dtype=np.float32)
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return out / np.maximum(norms, 1e-12)
 

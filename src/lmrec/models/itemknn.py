@@ -9,7 +9,7 @@ from pydantic import Field
 from lmrec.data.interactions import Histories
 from lmrec.models.base import ModelConfig, Recommender, TrainingData
 
-__all__ = ["ItemKNN", "ItemKNNConfig", "top_k_per_column"]
+__all__ = ["ItemKNN", "ItemKNNConfig", "history_weights", "recent_weights", "top_k_per_column"]
 
 
 class ItemKNNConfig(ModelConfig):
@@ -55,6 +55,14 @@ def history_weights(histories: Histories, recency: float) -> np.ndarray:
     ends = np.repeat(histories.indptr[1:], histories.lengths)
     back = ends - 1 - np.arange(len(histories.items))
     return np.exp(-recency * back).astype(np.float32)
+
+
+def recent_weights(histories: Histories, recency: float, max_history: int) -> np.ndarray:
+    """`history_weights`, with items older than the newest `max_history` weighted 0."""
+    weights = history_weights(histories, recency)
+    ends = np.repeat(histories.indptr[1:], histories.lengths)
+    weights[(ends - np.arange(len(histories.items))) > max_history] = 0.0
+    return weights
 
 
 class ItemKNN(Recommender):

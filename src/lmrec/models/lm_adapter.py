@@ -18,6 +18,7 @@ from pydantic import Field
 from lmrec.data.interactions import Histories
 from lmrec.models.base import ModelConfig, Recommender, TrainingData
 from lmrec.models.content import profiles
+from lmrec.models.itemknn import recent_weights
 
 __all__ = ["LMAdapter", "LMAdapterConfig"]
 
@@ -95,7 +96,6 @@ class LMAdapter(Recommender):
         x_all = torch.from_numpy(vectors)
         users = np.flatnonzero(log.user_counts >= 2)
         best, best_state, bad = -1.0, None, 0
-        self.history_ = np.zeros(0)
         epochs = range(cfg.epochs)
         if cfg.progress:
             from tqdm import tqdm
@@ -129,7 +129,7 @@ class LMAdapter(Recommender):
                 emb = nn.functional.normalize(mlp(x_all[torch.from_numpy(seen)]), dim=-1)
                 full = torch.zeros(self.n_items, cfg.embedding_dim)
                 full = full.index_copy(0, torch.from_numpy(seen), emb)
-                w = torch.from_numpy(_weights(inputs, cfg.recency, cfg.max_history))
+                w = torch.from_numpy(recent_weights(inputs, cfg.recency, cfg.max_history))
                 rows = torch.from_numpy(inputs.row_ids())
                 user = torch.zeros(len(batch), cfg.embedding_dim).index_add(
                     0, rows, full[torch.from_numpy(inputs.items)] * w[:, None]
@@ -202,12 +202,3 @@ class LMAdapter(Recommender):
         self.w1_, self.b1_ = state["w1"], state["b1"]
         self.w2_, self.b2_ = state["w2"], state["b2"]
         self.item_embeddings_ = state["item_embeddings"]
-
-
-def _weights(histories: Histories, recency: float, max_history: int) -> np.ndarray:
-    from lmrec.models.itemknn import history_weights
-
-    w = history_weights(histories, recency)
-    ends = np.repeat(histories.indptr[1:], histories.lengths)
-    w[(ends - np.arange(len(histories.items))) > max_history] = 0.0
-    return w
