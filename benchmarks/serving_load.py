@@ -1,120 +1,85 @@
-"""Latency under load: recommendation requests at a fixed rate while events are ingested.
+"""Latency under load: POST /v1/recommendations at a fixed rate while events are ingested.
 
-Starts the server (uvicorn, one process) on the `sample` dataset with EASE, then
-sends recommendation requests open-loop at `--rps` and events at `--eps` (batches
-of 10) for `--seconds`, and prints recommendation latency percentiles. A Python
-client is a weaker load generator than wrk, and on a small shared machine client
-and server compete for the same cores: treat the figures as upper bounds.
+Trains (once, cached in `--work`) an artefact on the whole dataset, starts `lmrec serve`
+in its own process with a fresh SQLite state file, and then, from separate wrk
+processes on loopback, sends recommendation requests for random real user ids at
+`--rps` while a second wrk posts `--eps` events per second (batches of `--batch`
+"view" events with unique ids for random real users and items). Both are open-loop:
+every connection sends on a fixed schedule and latency counts from the scheduled
+time (see serving_wrk.lua), so a stalled server cannot hide its queue. Each repeat
+starts a fresh server; the median over repeats is printed last.
 
-    python benchmarks/serving_load.py --rps 200 --eps 1000 --seconds 20
+    LMREC_DATA_DIR=../shared/datasets python benchmarks/serving_load.py \
+        --dataset amazon-beauty --model ease --rps 200 --eps 1000 --seconds 30 --repeats 3
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
+import statistics
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
-import httpx
-import numpy as np
+from _serving_common import (
+    cached_artifact,
+    cpu_seconds,
+    id_files,
+    serve,
+    start_wrk,
+    summary,
+    wrk_result,
+)
 
-from serving_durability import SERVER, build, wait_ready
+
+def one_run(model: Path, root: Path, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """One fresh server: a short warm-up, then the measured recommendations + events run."""
+    ids = id_files(model, root)
+    with serve(model, root, args.port, ("read", "ingest")) as served:
+        wrk_result(start_wrk(served, "recommend", 50, 2, 3, ids))  # warm-up, not measured
+        events = None
+        if args.eps > 0:
+            events = start_wrk(
+                served, "events", args.eps / args.batch, 2, args.seconds + 2, ids, args.batch
+            )
+            time.sleep(1)  # ingestion is running before the measured window opens
+        cpu, wall = cpu_seconds(served.process), time.monotonic()
+        recs = start_wrk(served, "recommend", args.rps, args.connections, args.seconds, ids)
+        out = {"recommendations": summary(wrk_result(recs))}
+        # Cores the server kept busy: a load-independent view of its cost on a noisy machine.
+        busy = (cpu_seconds(served.process) - cpu) / (time.monotonic() - wall)
+        out["recommendations"]["server_cores"] = round(busy, 2)
+        if events is not None:
+            out["events"] = summary(wrk_result(events), per_request=args.batch)
+    return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rps", type=float, default=200)
-    parser.add_argument("--eps", type=float, default=1000)
-    parser.add_argument("--seconds", type=float, default=20)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="amazon-beauty")
+    parser.add_argument("--model", default="ease", help="Strategy short name.")
+    parser.add_argument("--params", default="{}", help="Hyperparameters as JSON.")
+    parser.add_argument("--rps", type=float, default=200, help="Recommendation requests/s.")
+    parser.add_argument("--eps", type=float, default=1000, help="Events/s ingested meanwhile.")
+    parser.add_argument("--batch", type=int, default=100, help="Events per POST /v1/events.")
+    parser.add_argument("--connections", type=int, default=10, help="wrk connections (= threads).")
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--port", type=int, default=8932)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lmrec-bench")
     args = parser.parse_args()
 
-    from lmrec.serving.auth import ApiKeys, new_api_key
-
-    key, entry = new_api_key("bench", ("read", "ingest"))
-    root = Path(tempfile.mkdtemp(prefix="lmrec-load-"))
-    model = build(root)
-    users = json.loads((model / "users.json").read_text())
-    items = json.loads((model / "items.json").read_text())
-    keys_json = ApiKeys(keys=(entry,)).model_dump_json()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(model), str(root / "s.db"), keys_json, str(args.port)]
-    )
-    try:
-        wait_ready(args.port)
-        url = f"http://127.0.0.1:{args.port}"
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        http = httpx.Client(timeout=10, headers={"X-API-Key": key}, limits=limits)
-        rng = np.random.default_rng(0)
-        latencies: list[float] = []
-        errors = [0]
-        stop = threading.Event()
-
-        def one_rec(user: str) -> None:
-            t0 = time.perf_counter()
-            r = http.post(f"{url}/v1/recommendations", json={"user_id": user, "k": 10})
-            latencies.append(time.perf_counter() - t0)
-            if r.status_code != 200:
-                errors[0] += 1
-
-        def ingest() -> None:
-            n = 0
-            interval = 10 / args.eps
-            next_t = time.perf_counter()
-            while not stop.is_set():
-                batch = [
-                    {
-                        "event_id": f"e{n}-{i}",
-                        "user_id": str(rng.choice(users)),
-                        "item_id": str(rng.choice(items)),
-                        "type": "click",
-                    }
-                    for i in range(10)
-                ]
-                n += 1
-                if http.post(f"{url}/v1/events", json={"events": batch}).status_code != 200:
-                    errors[0] += 1
-                next_t += interval
-                time.sleep(max(0.0, next_t - time.perf_counter()))
-
-        ingesters = [threading.Thread(target=ingest) for _ in range(2)]
-        for t in ingesters:
-            t.start()
-        with ThreadPoolExecutor(max_workers=48) as pool:
-            start = time.perf_counter()
-            sent = 0
-            while (now := time.perf_counter() - start) < args.seconds:
-                due = int(now * args.rps)
-                while sent < due:
-                    pool.submit(one_rec, str(rng.choice(users)))
-                    sent += 1
-                time.sleep(0.001)
-        stop.set()
-        for t in ingesters:
-            t.join()
-        lat = np.array(latencies) * 1000
-        print(
-            json.dumps(
-                {
-                    "rps_target": args.rps,
-                    "eps_target": args.eps,
-                    "requests": len(lat),
-                    "errors": errors[0],
-                    "p50_ms": round(float(np.percentile(lat, 50)), 2),
-                    "p95_ms": round(float(np.percentile(lat, 95)), 2),
-                    "p99_ms": round(float(np.percentile(lat, 99)), 2),
-                }
-            )
-        )
-    finally:
-        proc.kill()
-        proc.wait()
+    model = cached_artifact(args.work, args.dataset, args.model, json.loads(args.params))
+    runs = []
+    for repeat in range(args.repeats):
+        root = Path(tempfile.mkdtemp(prefix="lmrec-load-"))
+        runs.append(one_run(model, root, args))
+        print(json.dumps({"repeat": repeat, **runs[-1]}), flush=True)
+    recs = [r["recommendations"] for r in runs]
+    median = {k: statistics.median(r[k] for r in recs) for k in recs[0]}
+    print(json.dumps({"dataset": args.dataset, "model": args.model, "median": median}))
 
 
 if __name__ == "__main__":

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import collections
+import logging
 import shutil
 import sqlite3
+import types
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from serving_fixtures import ENCODER, auth, make_artifact
 
@@ -142,23 +148,66 @@ def test_deleted_item_is_never_recommended(client: TestClient, keys: dict[str, s
     assert "s2" not in recommend(client, keys["read"], history=["s0"], k=12)
 
 
+def _traces(root: object, needle: str) -> list[str]:
+    """Where, among the objects reachable from `root`, a string contains `needle`.
+
+    Walks attributes, slots, mappings, collections and string arrays (not modules,
+    classes or functions), so a cache added anywhere under the app's services is
+    scanned without this test knowing its name.
+    """
+    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, int, float)
+    found: list[str] = []
+    seen: set[int] = set()
+    stack: list[tuple[object, str]] = [(root, "services")]
+    while stack:
+        obj, where = stack.pop()
+        if id(obj) in seen or obj is None or isinstance(obj, skip):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, str | bytes):
+            if (needle if isinstance(obj, str) else needle.encode()) in obj:
+                found.append(where)
+        elif isinstance(obj, np.ndarray):
+            if obj.dtype.kind in "OSU":
+                stack.extend((x, f"{where}[]") for x in obj.ravel().tolist())
+        elif isinstance(obj, dict):
+            stack.extend((k, f"{where}{{key}}") for k in obj)
+            stack.extend((v, f"{where}[{k!r}]") for k, v in obj.items())
+        elif isinstance(obj, list | tuple | set | frozenset | collections.deque):
+            stack.extend((x, f"{where}[]") for x in obj)
+        else:
+            names = list(getattr(obj, "__dict__", {}))
+            names += [n for c in type(obj).__mro__ for n in getattr(c, "__slots__", ())]
+            stack.extend((getattr(obj, n, None), f"{where}.{n}") for n in names)
+    return found
+
+
 def test_erasing_a_user_leaves_no_trace(
-    client: TestClient, keys: dict[str, str], settings: Settings
+    client: TestClient, keys: dict[str, str], settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     secret = "user-7f3a-to-be-forgotten"
+    in_context = {**event("z4", secret, "s2", "click"), "context": {"session": f"s-{secret}"}}
     post_events(
         client,
         keys["ingest"],
         event("z1", secret, "s0", "view"),
         event("z2", secret, "s1", "purchase"),
         event("z3", secret, "r2", "not_interested"),
+        in_context,
         event("keep", "u1", "s5", "click"),
     )
     assert recommend(client, keys["read"], user_id=secret, k=3)
     r = client.request(
         "DELETE", "/v1/users", json={"user_id": secret}, headers=auth(keys["ingest"])
     )
-    assert r.status_code == 200 and r.json() == {"erased_events": 3}
+    assert r.status_code == 200 and r.json() == {"erased_events": 4}
+    # Nothing in the server's memory: store, model registry, pipeline, caches, metrics.
+    services = client.app.state.services  # type: ignore[attr-defined]
+    assert _traces(services, "Star Voyage")  # the walk does reach the served catalogue
+    assert _traces(services, secret) == []
+    assert secret not in client.get("/metrics").text
+    assert not [r.getMessage() for r in caplog.records if secret in r.getMessage()]
 
     with sqlite3.connect(settings.db) as conn:
         tables = [t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
@@ -188,6 +237,7 @@ def test_erased_trained_user_is_no_longer_served_from_the_artefact(
 
 
 def _operations(client: TestClient) -> list[tuple[str, str]]:
+    """Every (method, path) in the served OpenAPI document except the health checks."""
     spec = client.get("/openapi.json").json()
     return [
         (method.upper(), path)
@@ -197,29 +247,68 @@ def _operations(client: TestClient) -> list[tuple[str, str]]:
     ]
 
 
+def _scope_needed(spec: dict[str, Any], method: str, path: str) -> str:
+    """The scope the design gives an operation: admin, ingest for writes, read for reads."""
+    tag = spec["paths"][path][method.lower()]["tags"][0]
+    if tag == "admin":
+        return "admin"
+    if tag in ("events", "users") or (tag == "items" and method != "GET"):
+        return "ingest"
+    return "read"
+
+
+def test_every_route_is_in_the_openapi_or_is_metrics(client: TestClient) -> None:
+    """So a test generated from the document reaches every route there is."""
+    served = {
+        (method, route.path)
+        for route in client.app.routes  # type: ignore[attr-defined]
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+    documented = set(_operations(client)) | {("GET", "/health/live"), ("GET", "/health/ready")}
+    assert served - documented == {("GET", "/metrics")}
+
+
 def test_every_protected_route_needs_a_key_with_the_right_scope(
     client: TestClient, keys: dict[str, str]
 ) -> None:
+    """Generated from the OpenAPI: each operation, no key, an unknown key, and every scope."""
     spec = client.get("/openapi.json").json()
     operations = _operations(client)
-    assert len(operations) >= 7
+    assert len(operations) == 8
     for method, path in operations:
-        tag = spec["paths"][path][method.lower()]["tags"][0]
-        needed = {"admin": "admin", "events": "ingest", "users": "ingest"}.get(tag, "read")
-        if tag == "items" and method != "GET":
-            needed = "ingest"
-        wrong = "read" if needed != "read" else "ingest"
+        needed = _scope_needed(spec, method, path)
         missing = client.request(method, path)
         assert missing.status_code == 401, (method, path)
         assert missing.json()["error"]["code"] == "unauthorized"
+        assert missing.headers["WWW-Authenticate"] == "Bearer"
         bad_key = client.request(method, path, headers=auth("not-a-key"))
         assert bad_key.status_code == 401, (method, path)
-        forbidden = client.request(method, path, headers=auth(keys[wrong]))
-        assert forbidden.status_code == 403, (method, path)
-        assert needed in forbidden.json()["error"]["message"]
+        assert bad_key.json()["error"]["message"] == "unknown API key"
+        for scope in ("read", "ingest", "admin"):
+            r = client.request(method, path, headers=auth(keys[scope]))
+            if scope == needed:  # admitted: whatever it answers, it is not an auth refusal
+                assert r.status_code not in (401, 403), (method, path, scope)
+            else:
+                assert r.status_code == 403, (method, path, scope)
+                assert r.json()["error"] == {
+                    "code": "forbidden",
+                    "message": f"this API key lacks the {needed!r} scope",
+                }
         # X-API-Key works as well as a bearer token.
         right = client.request(method, path, headers={"X-API-Key": keys[needed]})
         assert right.status_code not in (401, 403), (method, path)
+
+
+def test_private_metrics_need_an_admin_key(settings: Settings, keys: dict[str, str]) -> None:
+    private = settings.model_copy(update={"metrics_public": False})
+    with TestClient(create_app(private, encoder=ENCODER)) as c:
+        assert c.get("/metrics").status_code == 401
+        assert c.get("/metrics", headers=auth("not-a-key")).status_code == 401
+        for scope in ("read", "ingest"):
+            assert c.get("/metrics", headers=auth(keys[scope])).status_code == 403
+        assert c.get("/metrics", headers=auth(keys["admin"])).status_code == 200
+        assert c.get("/metrics", headers={"X-API-Key": keys["admin"]}).status_code == 200
 
 
 def test_health_and_metrics_need_no_key(client: TestClient, keys: dict[str, str]) -> None:

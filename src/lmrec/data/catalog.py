@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -57,15 +58,41 @@ class Catalog:
         """A catalogue with no text for `n_items` items."""
         return cls(pd.DataFrame(index=range(n_items)))
 
-    def __len__(self) -> int:
+    # A catalogue is never changed in place (changes build a new one), so what is derived
+    # from its frame is computed once: explanations read titles and attributes of every
+    # history item for every recommended item, and pandas' per-row access costs ~0.1 ms.
+
+    @cached_property
+    def _length(self) -> int:
         return len(self.frame)
+
+    @cached_property
+    def _titles(self) -> list[str]:
+        return [str(t) for t in self.frame["title"].tolist()]
+
+    @cached_property
+    def _all_attributes(self) -> list[tuple[str, ...]]:
+        """Every item's attribute tokens."""
+        columns = [(field, self.frame[field].tolist()) for field in ATTRIBUTE_FIELDS]
+        return [
+            tuple(
+                f"{field}={v}"
+                for field, values in columns
+                for v in (values[i] if isinstance(values[i], list) else [values[i]])
+                if v
+            )
+            for i in range(self._length)
+        ]
+
+    def __len__(self) -> int:
+        return self._length
 
     def __repr__(self) -> str:
         return f"Catalog({len(self)} items)"
 
     def title(self, index: int) -> str:
         """The title of one item ("" when unknown)."""
-        return str(self.frame.at[index, "title"]) if index < len(self.frame) else ""
+        return self._titles[index] if index < self._length else ""
 
     def text(self, index: int, fields: Sequence[str] = TEXT_FIELDS) -> str:
         """The text of one item, composed from the given fields."""
@@ -88,14 +115,7 @@ class Catalog:
 
     def attributes(self, index: int) -> list[str]:
         """Attribute tokens of one item, like `brand=Prada` or `categories=Fragrance`."""
-        row = self.frame.iloc[index]
-        out = []
-        for field in ATTRIBUTE_FIELDS:
-            value = row[field]
-            for v in value if isinstance(value, list) else [value]:
-                if v:
-                    out.append(f"{field}={v}")
-        return out
+        return list(self._all_attributes[index])
 
     def attribute_matrix(self) -> tuple[sp.csr_matrix, list[str]]:
         """A binary item x attribute-token matrix and the token names."""

@@ -117,17 +117,28 @@ class CausalTransformer(nn.Module):
 
     def item_table(self) -> torch.Tensor:
         """Representation of every token (row 0 = padding = zeros): (n_items + 1, dim)."""
-        ids = self.item.weight
+        return self.item_rows(
+            torch.arange(self.item.num_embeddings, device=self.item.weight.device)
+        )
+
+    def item_rows(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Representations of the given tokens only (padding token 0 -> zeros): (len, dim).
+
+        Sampled-softmax training builds just the rows a batch touches, which is what makes
+        a text adapter cheap there: it runs on a few thousand text vectors, not all of them.
+        """
+        ids = self.item(tokens)
         if self.adapter is None:
             table = ids
         else:
-            sem = self.adapter(self.text)
+            text: torch.Tensor = self.text  # type: ignore[assignment]  # a registered buffer
+            sem = self.adapter(text[tokens])
             if self.text_mode == "dual":
                 table = torch.cat([F.normalize(ids, dim=-1), F.normalize(sem, dim=-1)], dim=-1)
                 table = table * (0.02 * math.sqrt(table.shape[1] / 2))
             else:
                 table = ids + sem
-        return torch.cat([torch.zeros_like(table[:1]), table[1:]])
+        return table * (tokens > 0).unsqueeze(-1)
 
     def encode(self, seq: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """Hidden state at every position of left-padded token sequences (batch, L<=max_len)."""

@@ -6,7 +6,6 @@ the encoder are opened in the lifespan, so tests build as many apps as they like
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import hashlib
 import logging
@@ -29,6 +28,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lmrec import __version__
@@ -210,36 +210,54 @@ class _Observe:
             log.info("%s %s %d %.1fms", scope["method"], route, status, elapsed * 1000)
 
 
+# Route-specific error statuses, documented so clients generated from the OpenAPI expect them.
+_NO_SUCH_ITEM: dict[str, Any] = {"model": ErrorBody, "description": "No such (active) item"}
+_NOT_READY: dict[str, Any] = {"model": ErrorBody, "description": "No model or state store yet"}
+
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
 _header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
 
 
-def _services(request: Request) -> _Services:
+# Dependencies are `async def`: they do no I/O, and FastAPI runs a plain `def`
+# dependency in a worker thread, a thread hop per dependency per request.
+async def _services(request: Request) -> _Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
 Services = Annotated[_Services, Depends(_services)]
 
 
-def _require(scope: str) -> Callable[..., ApiKey | None]:
-    def check(
-        svc: Services,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-        api_key: Annotated[str | None, Depends(_header_key)],
-    ) -> ApiKey | None:
-        presented = credentials.credentials if credentials is not None else api_key
-        if not presented:
-            if svc.settings.allow_anonymous:
-                return None
-            raise ApiError(
-                401, "unauthorized", "an API key is required (Authorization: Bearer <key>)"
-            )
-        entry = authenticate(svc.settings.api_keys, presented)
-        if entry is None:
-            raise ApiError(401, "unauthorized", "unknown API key")
-        if scope not in entry.scopes:
-            raise ApiError(403, "forbidden", f"this API key lacks the {scope!r} scope")
-        return entry
+def _authorize(
+    settings: Settings,
+    credentials: HTTPAuthorizationCredentials | None,
+    api_key: str | None,
+    scope: str,
+) -> ApiKey | None:
+    """The caller's key entry if it holds `scope`; raises the 401/403 otherwise.
+
+    Plain and synchronous so that the route dependencies and `/metrics` share it:
+    calling an `async` check without awaiting it would silently skip the check.
+    """
+    presented = credentials.credentials if credentials is not None else api_key
+    if not presented:
+        if settings.allow_anonymous:
+            return None
+        raise ApiError(401, "unauthorized", "an API key is required (Authorization: Bearer <key>)")
+    entry = authenticate(settings.api_keys, presented)
+    if entry is None:
+        raise ApiError(401, "unauthorized", "unknown API key")
+    if scope not in entry.scopes:
+        raise ApiError(403, "forbidden", f"this API key lacks the {scope!r} scope")
+    return entry
+
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+HeaderKey = Annotated[str | None, Depends(_header_key)]
+
+
+def _require(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
+    async def check(svc: Services, credentials: Credentials, api_key: HeaderKey) -> ApiKey | None:
+        return _authorize(svc.settings, credentials, api_key, scope)
 
     return check
 
@@ -251,11 +269,23 @@ AdminKey = Depends(_require("admin"))
 
 def _out(r: Recommendation) -> RecommendationOut:
     e = r.explanation
+    # Field by field: `dataclasses.asdict` deep-copies every nested value on the hot path.
     return RecommendationOut(
         item_id=r.item_id,
         score=r.score,
         reasons=r.reasons,
-        explanation=None if e is None else ExplanationOut(**dataclasses.asdict(e)),
+        explanation=None
+        if e is None
+        else ExplanationOut(
+            strategy=e.strategy,
+            contributor=e.contributor,
+            contributions=e.contributions,
+            strategy_ranks=e.strategy_ranks,
+            interest=e.interest,
+            shared_attributes=e.shared_attributes,
+            rank_changes=e.rank_changes,
+            text=e.text,
+        ),
     )
 
 
@@ -299,6 +329,7 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
         summary="Real-time recommendations: events change the next answer; new items are live at once.",
         lifespan=lifespan,
         responses={
+            400: {"model": ErrorBody, "description": "The body could not be read (not UTF-8 JSON)"},
             401: {"model": ErrorBody, "description": "No or unknown API key"},
             403: {"model": ErrorBody, "description": "The key lacks the scope"},
             413: {"model": ErrorBody, "description": "Body too large"},
@@ -337,7 +368,7 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/health/ready", tags=["health"])
+    @app.get("/health/ready", tags=["health"], responses={503: _NOT_READY})
     def ready(request: Request) -> JSONResponse:
         """A model is loaded and the state store answers."""
         svc: _Services | None = getattr(request.app.state, "services", None)
@@ -346,11 +377,11 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
         return JSONResponse({"status": "ready", "model_version": svc.registry.pipeline.version})
 
     @app.get("/metrics", tags=["health"], include_in_schema=False)
-    def prometheus(request: Request) -> Response:
+    def prometheus(request: Request, credentials: Credentials, api_key: HeaderKey) -> Response:
         """Prometheus metrics."""
         svc: _Services = request.app.state.services
         if not svc.settings.metrics_public:
-            _require("admin")(svc, None, request.headers.get("x-api-key"))
+            _authorize(svc.settings, credentials, api_key, "admin")
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     # -- events -------------------------------------------------------------------
@@ -390,8 +421,17 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
         dependencies=[ReadKey],
         response_model=RecommendationResponse,
     )
-    def recommend(body: RecommendationRequest, svc: Services) -> RecommendationResponse:
+    async def recommend(body: RecommendationRequest, svc: Services) -> RecommendationResponse:
         """Top-k items for a user and/or a history; consumed and not-interested items are left out."""
+        # A query is 1-3 ms of Python and numpy, so it runs inline on the event loop:
+        # in a worker thread it would fight the loop for the GIL, and under load that
+        # convoy, not the scoring, set the tail latency. Free-text queries run the
+        # sentence encoder (tens of ms, mostly outside the GIL), so they go to a thread.
+        if body.query and svc.registry.pipeline.encoder is not None:
+            return await run_in_threadpool(_recommend, body, svc)
+        return _recommend(body, svc)
+
+    def _recommend(body: RecommendationRequest, svc: _Services) -> RecommendationResponse:
         history: list[str] = []
         negative: list[str] = []
         erased = False
@@ -448,7 +488,13 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
             scored_from_text=pipeline.has_vectors and pipeline.encoder is not None,
         )
 
-    @app.delete("/v1/items", tags=["items"], dependencies=[IngestKey], response_model=ItemsResponse)
+    @app.delete(
+        "/v1/items",
+        tags=["items"],
+        dependencies=[IngestKey],
+        response_model=ItemsResponse,
+        responses={404: _NO_SUCH_ITEM},
+    )
     def delete_item(
         item_id: Annotated[Id, Query(description="The item to stop recommending.")], svc: Services
     ) -> ItemsResponse:
@@ -467,6 +513,7 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
         tags=["items"],
         dependencies=[ReadKey],
         response_model=RecommendationResponse,
+        responses={404: _NO_SUCH_ITEM},
     )
     def similar_items(
         item_id: Annotated[Id, Query(description="The item to find neighbours of.")],
@@ -519,14 +566,18 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
         """Load an artefact version: verify, warm, then switch atomically; on failure the old one keeps serving."""
         path = Path(body.path)
         root = svc.settings.model_root
-        if root is not None and not path.resolve().is_relative_to(root.resolve()):
-            raise ApiError(422, "invalid_artifact", "the path is outside the configured model root")
         old = svc.registry.pipeline.version
         try:
+            if root is not None and not path.resolve().is_relative_to(root.resolve()):
+                raise ApiError(
+                    422, "invalid_artifact", "the path is outside the configured model root"
+                )
             pipeline = svc.registry.load(path)
-        except LmrecError as exc:
+        except (LmrecError, OSError) as exc:
+            # OSError: a path the file system refuses (name too long, no permission).
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             svc.metrics.swaps.labels("rejected").inc()
-            raise ApiError(422, "invalid_artifact", f"{exc}; still serving {old}") from None
+            raise ApiError(422, "invalid_artifact", f"{reason}; still serving {old}") from None
         svc.metrics.swaps.labels("loaded").inc()
         svc.metrics.model.clear()
         svc.metrics.model.labels(pipeline.version).set(1)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 __all__ = [
     "MAX_BATCH",
@@ -36,14 +43,54 @@ MAX_BATCH = 1000
 def _check_id(value: str) -> str:
     if not value:
         raise ValueError("must not be empty")
-    if len(value.encode("utf-8")) > MAX_ID_BYTES:
+    if len(_check_text(value).encode("utf-8")) > MAX_ID_BYTES:
         raise ValueError(f"must be at most {MAX_ID_BYTES} bytes in UTF-8")
     return value
 
 
-#: An external id: any non-empty string of at most 256 UTF-8 bytes.
-Id = Annotated[str, AfterValidator(_check_id)]
+#: An external id: any non-empty string of at most 256 UTF-8 bytes. JSON Schema counts
+#: characters, not bytes, so the document states the bounds it can (every longer string
+#: is refused) and the byte limit in words; clients generated from it then send valid ids.
+Id = Annotated[
+    str,
+    AfterValidator(_check_id),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_ID_BYTES,
+            "description": f"Any non-empty string of at most {MAX_ID_BYTES} UTF-8 bytes.",
+        }
+    ),
+]
 EventType = Literal["view", "click", "add_to_cart", "purchase", "rating", "not_interested"]
+#: A number that is not NaN or infinite: JSON parsers here accept `NaN` and `Infinity`,
+#: and SQLite would store NaN as NULL (a NOT NULL column then drops the row silently).
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+#: Largest business boost, in standard deviations of relevance: far past the point
+#: where a boost outranks every unboosted item, and small enough that scores stay finite.
+MAX_BOOST = 100.0
+
+
+def _check_text(value: Any) -> Any:
+    """Refuse strings that are not valid Unicode (lone surrogates, which `\ud800` escapes make).
+
+    They cannot be encoded as UTF-8, so the catalogue and the text encoder would fail
+    on them later with a server error instead of a 422 now.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            _check_text(key)
+            _check_text(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            _check_text(inner)
+    return value
 
 
 class _Body(BaseModel):
@@ -59,10 +106,10 @@ class EventIn(_Body):
     user_id: Id
     item_id: Id
     type: EventType
-    timestamp: _dt.datetime | float | None = Field(
+    timestamp: _dt.datetime | Finite | None = Field(
         None, description="When it happened: ISO 8601 or seconds since the epoch (default: now)."
     )
-    value: float | None = Field(
+    value: Finite | None = Field(
         None, description="Rating value or quantity, when the type has one."
     )
     context: dict[str, Any] = Field(default_factory=dict, description="Device, page, session, ...")
@@ -112,10 +159,13 @@ class RecommendationRequest(_Body):
     exposure_field: str | None = Field(
         None, max_length=100, description='Attribute the cap counts (default "brand").'
     )
-    boosts: dict[str, float] = Field(
+    boosts: dict[str, Annotated[Finite, Field(ge=-MAX_BOOST, le=MAX_BOOST)]] = Field(
         default_factory=dict,
         max_length=100,
-        description='Attribute token -> boost in standard deviations, e.g. {"brand=Acme": 1.0}.',
+        description=(
+            f"Attribute token -> boost in standard deviations (at most {MAX_BOOST:g} either way), "
+            'e.g. {"brand=Acme": 1.0}.'
+        ),
     )
     explain: bool = Field(True, description="Return an explanation for every item.")
 
@@ -166,6 +216,12 @@ class ItemIn(BaseModel):
     tags: list[str] = Field(default_factory=list)
     deleted: bool = Field(False, description="True removes the item from recommendations.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_text(cls, data: Any) -> Any:
+        """Every field, attributes included, is checked: all of it reaches the catalogue."""
+        return _check_text(data)
+
 
 class ItemsRequest(_Body):
     """A batch of item upserts."""
@@ -197,7 +253,7 @@ class EraseResponse(BaseModel):
 class ModelLoadRequest(_Body):
     """Which artefact directory to serve next."""
 
-    path: str = Field(min_length=1, max_length=4096)
+    path: str = Field(min_length=1, max_length=4096, pattern="^[^\x00]*$")
 
 
 class ModelResponse(BaseModel):

@@ -1,12 +1,14 @@
-"""SASRec (ID-only and text-enhanced) on Amazon Beauty 2014 5-core, leave-one-out, full ranking.
+"""SASRec (ID-only and text-enhanced), leave-one-out, full ranking over all items.
 
 Usage:
-    LMREC_DATA_DIR=/path/to/datasets python benchmarks/sasrec_beauty.py \
-        --variants id,fuse --epochs 60 --seeds 0
+    LMREC_DATA_DIR=/path/to/datasets python benchmarks/sasrec_loo.py \
+        --dataset amazon-beauty --variants sasrec,sasrec-text-fuse --seeds 0,1,2
 
-Loads Beauty through lmrec (`$LMREC_DATA_DIR`), encodes item text through lmrec's
+Loads the dataset through lmrec (`$LMREC_DATA_DIR`), encodes item text through lmrec's
 embedding cache, and writes the `lmrec evaluate` JSON schema (plus training logs) to
-`benchmarks/results/amazon-beauty-loo-sasrec.json`, merging with results already there.
+`benchmarks/results/<dataset>-loo-sasrec.json`, merging with results already there.
+With several seeds, each run is stored as `<variant>-seed<k>` and `<variant>` holds the
+mean and standard deviation over the seeds stored so far.
 """
 
 from __future__ import annotations
@@ -56,6 +58,32 @@ def latency_ms(model: SASRec, histories: Histories, n: int = 1000) -> float:
     return float(np.median(times) * 1000)
 
 
+def to_best(log: list[dict[str, float]], field: str) -> float | None:
+    """Minutes spent up to and including the best validation epoch."""
+    if not log:
+        return None
+    best = max(log, key=lambda r: r["valid_ndcg@10"])["epoch"]
+    return round(sum(r[field] for r in log if r["epoch"] <= best) / 60, 1)
+
+
+def over_seeds(results: dict[str, dict], name: str) -> dict:
+    """Mean and standard deviation of every metric over the stored `<name>-seed<k>` runs."""
+    runs = {k: v for k, v in results.items() if k.startswith(f"{name}-seed")}
+    metrics = [k for k, v in next(iter(runs.values())).items() if "@" in k and isinstance(v, float)]
+    out: dict = {"seeds": sorted(runs)}
+    for m in [*metrics, "minutes_to_best", "cpu_minutes_to_best", "latency_ms_median"]:
+        values = [float(r[m]) for r in runs.values() if r.get(m) is not None]
+        if values:
+            out[m] = round(float(np.mean(values)), 6)
+            out[f"{m}_std"] = round(float(np.std(values, ddof=1)), 6) if len(values) > 1 else 0.0
+    for seg in ("tail_items", "short_history"):
+        out.setdefault("segments", {})[seg] = {
+            m: round(float(np.mean([r["segments"][seg][m] for r in runs.values()])), 6)
+            for m in next(iter(runs.values()))["segments"][seg]
+        }
+    return out
+
+
 VARIANTS = {
     "sasrec": (SASRec, {}),
     "sasrec-text-fuse": (TextSASRec, {"text": "fuse"}),
@@ -66,6 +94,7 @@ VARIANTS = {
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="amazon-beauty", help="a name `lmrec datasets` lists")
     ap.add_argument(
         "--variants", default="sasrec,sasrec-text-fuse", help=f"comma list of {', '.join(VARIANTS)}"
     )
@@ -75,15 +104,13 @@ def main() -> None:
     ap.add_argument(
         "--set", action="append", default=[], help="extra config key=value (JSON value)"
     )
-    ap.add_argument(
-        "--out",
-        type=Path,
-        default=Path(__file__).parent / "results" / "amazon-beauty-loo-sasrec.json",
-    )
+    ap.add_argument("--out", type=Path, default=None, help="results JSON (default: see above)")
     ap.add_argument("--checkpoint-dir", type=Path, default=None)
     args = ap.parse_args()
 
-    ds = load_dataset("amazon-beauty")
+    if args.out is None:
+        args.out = Path(__file__).parent / "results" / f"{args.dataset}-loo-sasrec.json"
+    ds = load_dataset(args.dataset)
     split = leave_one_out(ds.interactions)
     extra = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     results: dict[str, dict] = {}
@@ -123,9 +150,14 @@ def main() -> None:
                 seconds_per_epoch=round(float(np.median([r["seconds"] for r in log])), 1)
                 if log
                 else None,
+                cpu_seconds_per_epoch=round(float(np.median([r["cpu_seconds"] for r in log])), 1)
+                if log
+                else None,
                 epochs_run=len(log),
                 best_epoch=best.get("epoch"),
-                valid_ndcg_at_10_full=model.valid_ndcg_,
+                minutes_to_best=to_best(log, "seconds"),
+                cpu_minutes_to_best=to_best(log, "cpu_seconds"),
+                valid_ndcg_at_10_sample=model.valid_ndcg_,
                 latency_ms_median=round(latency_ms(model, test_history.histories()), 2),
                 segments={
                     s: {k: round(v, 6) for k, v in ev.segments[s].items()}
@@ -134,8 +166,9 @@ def main() -> None:
                 config=model.config.model_dump(mode="json"),
                 training_log=log,
             )
-            key = name if len(args.seeds.split(",")) == 1 else f"{name}-seed{seed}"
+            key = f"{name}-seed{seed}"
             results[key] = row
+            results[name] = over_seeds(results, name)
             print(
                 key,
                 json.dumps(
@@ -158,7 +191,7 @@ def main() -> None:
                 flush=True,
             )
             out = {
-                "dataset": "amazon-beauty",
+                "dataset": args.dataset,
                 "protocol": "loo",
                 "n_users": ds.n_users,
                 "n_items": ds.n_items,
