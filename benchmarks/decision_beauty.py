@@ -2,18 +2,25 @@
 accuracy-diversity curve, and multi-interest vs a single profile on multi-interest users.
 
     LMREC_DATA_DIR=/path/to/datasets python benchmarks/decision_beauty.py \
-        --dataset amazon-beauty --out benchmarks/results/decision_beauty.json \
-        --report benchmarks/results/decision_beauty.html
+        --dataset amazon-beauty --out benchmarks/results/amazon-beauty-decision.json \
+        --report benchmarks/results/amazon-beauty-decision.html
 
 1. Each single strategy (`--strategies`) and `Fused` (learned fusion over them, and
-   RRF) ranks all items for every test user; bootstrap 95% CIs; paired bootstrap of
-   fused minus the best single strategy on NDCG@10 (claim: fused >= best single).
+   RRF over the same fitted parts) ranks all items for every test user; bootstrap 95%
+   CIs; paired bootstrap of fused minus the best single strategy on NDCG@10 (claim:
+   fused >= best single). Like with like: single strategies that do not use
+   validation are refit on train + validation (as `lmrec evaluate` does), and `Fused`
+   refits those parts the same way after learning its fusion on validation.
 2. MMR lambda sweep on the learned fused model (no refit; only the re-ranker
    changes); reports the settings where diversity@10 rises >= 20% while NDCG@10
    falls <= 5% against lambda = 1.
 3. Multi-interest (quota merge) vs the same model with one profile vector
-   (`merge=weighted`) and vs `content`, on users whose history spans >= 2
-   interests each holding >= `--min-share` of it: recall@20 with paired CIs.
+   (`merge=weighted`), on users whose history spans >= 2 interests each holding
+   >= `--min-share` of it: recall@20 with paired CIs.
+
+`--tune` measures on validation instead of test, for choosing settings without
+touching the test split: half the validation users train the fusion ranker, the
+other half are the targets (history = training log), and nothing is refit.
 The JSON follows `lmrec evaluate`'s layout plus `mmr_curve` and `interests`, so
 `write_report` draws the accuracy-diversity plot and the per-interest table.
 """
@@ -21,21 +28,27 @@ The JSON follows `lmrec evaluate`'s layout plus `mmr_curve` and `interests`, so
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
-from _decision_common import run_info, setup
+from _decision_common import Setup, run_info, setup
+from lmrec.data.interactions import Interactions
 from lmrec.evaluation import EvalOptions, evaluate_model, write_report
 from lmrec.evaluation.evaluator import ModelEvaluation
+from lmrec.evaluation.metrics import accuracy_metrics, intra_list_diversity
 from lmrec.evaluation.significance import bootstrap_ci, paired_test
-from lmrec.models.base import Recommender
+from lmrec.models.base import Recommender, TrainingData
 from lmrec.models.multi_interest import MultiInterest
 from lmrec.models.names import resolve_strategy
 from lmrec.ranking.decision import Fused
+from lmrec.ranking.topk import exclude, top_k
 
 CI_METRICS = ("ndcg@10", "recall@10", "recall@20", "hr@10")
 
@@ -43,6 +56,7 @@ CI_METRICS = ("ndcg@10", "recall@10", "recall@20", "hr@10")
 def _row(res: ModelEvaluation, seed: int) -> dict[str, Any]:
     row: dict[str, Any] = {k: float(v) for k, v in res.summary.items()}
     row["fit_seconds"] = res.fit_seconds
+    row["fit_on"] = res.fit_on
     row["eval_seconds"] = res.eval_seconds
     row["ci95"] = {}
     for m in CI_METRICS:
@@ -53,34 +67,37 @@ def _row(res: ModelEvaluation, seed: int) -> dict[str, Any]:
     return row
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", default="amazon-beauty")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--strategies", default="ease,itemknn,content,multi-interest")
-    p.add_argument("--params", default="{}", help='JSON {"ease": {"reg": 50}, ...}')
-    p.add_argument("--lambdas", default="1.0,0.95,0.9,0.85,0.8,0.7,0.5")
-    p.add_argument("--max-users", type=int, default=None, help="Sample this many test users.")
-    p.add_argument("--min-share", type=float, default=0.2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/decision.json"))
-    p.add_argument("--report", type=Path, default=None)
-    args = p.parse_args()
+def _claim(a: ModelEvaluation, b: ModelEvaluation, metric: str, seed: int) -> dict[str, Any]:
+    """Paired bootstrap of mean(a) - mean(b) on one per-user metric."""
+    t = paired_test(a.per_user[metric], b.per_user[metric], seed=seed)
+    return {"diff": t.diff.mean, "ci95": [t.diff.low, t.diff.high], "p_bootstrap": t.p_bootstrap}
 
-    s = setup(args.dataset, args.data_dir, args.max_users, args.seed)
-    names = [n.strip() for n in args.strategies.split(",") if n.strip()]
-    params: dict[str, dict[str, Any]] = json.loads(args.params)
-    opts = EvalOptions(ks=(10, 20))
-    history = s.split.test_history
-    pop = s.split.train.item_counts
 
-    def run(name: str, model: Recommender, fitted: bool = False) -> ModelEvaluation:
+@dataclass(eq=False)
+class Bench:
+    """What every section needs: the data to fit on, the evaluation input and targets."""
+
+    fit_data: TrainingData  # what the fused model (and --tune singles) fit on
+    refit_data: TrainingData  # what single strategies that do not use validation fit on
+    history: Interactions
+    targets: Interactions
+    popularity: np.ndarray
+    vectors: np.ndarray  # unit text vectors: intra-list diversity as in every results table
+    attributes: sp.csr_matrix  # unit attribute rows (genres, categories, brand): the other ILD
+    opts: EvalOptions
+    refit_on: str  # what `refit_data` is, for the JSON's `fit_on`
+
+    def run(self, name: str, model: Recommender, fitted: bool = False) -> ModelEvaluation:
+        """Fit (unless `fitted`) and evaluate one model; prints a one-line summary."""
         t0 = time.perf_counter()
         if not fitted:
-            model.fit(s.data)
+            model.fit(self.fit_data if model.uses_validation else self.refit_data)
         fit_s = time.perf_counter() - t0
-        res = evaluate_model(model, history, s.test, pop, s.vectors, opts)
+        res = evaluate_model(
+            model, self.history, self.targets, self.popularity, self.vectors, self.opts
+        )
         res.fit_seconds = fit_s
+        res.fit_on = "train" if model.uses_validation else self.refit_on
         print(
             f"{name:>22}: ndcg@10 {res.summary['ndcg@10']:.4f} recall@20 "
             f"{res.summary['recall@20']:.4f} diversity@10 {res.summary['diversity@10']:.4f} "
@@ -89,109 +106,319 @@ def main() -> None:
         )
         return res
 
-    results: dict[str, ModelEvaluation] = {}
-    models: dict[str, Recommender] = {}
-    for name in names:
-        models[name] = resolve_strategy(name)(params.get(name, {}))
-        results[name] = run(name, models[name])
-    fused = Fused(strategies=tuple(names), strategy_params={n: params.get(n, {}) for n in names})
-    results["fused"] = run("fused", fused)
-    rrf = Fused(strategies=tuple(names), strategy_params=fused.config.strategy_params, fusion="rrf")
-    results["fused-rrf"] = run("fused-rrf", rrf)
 
+def make_bench(s: Setup, tune: bool, seed: int) -> Bench:
+    """Test-time bench, or with `tune` a validation bench (see the module docstring)."""
+    opts = EvalOptions(ks=(10, 20))
+    pop = s.split.train.item_counts
+    attrs = s.dataset.catalog.attribute_vectors()
+    if not tune:
+        return Bench(
+            s.data,
+            s.data.merged(),
+            s.split.test_history,
+            s.test,
+            pop,
+            s.vectors,
+            attrs,
+            opts,
+            "train+valid",
+        )
+    valid = s.split.valid
+    users = np.flatnonzero(valid.user_counts > 0)
+    half = np.random.default_rng(seed + 1).permutation(users)[: len(users) // 2]
+    in_a = np.isin(valid.users, half)
+    data = TrainingData(s.split.train, s.dataset.catalog, s.vectors, valid.select(in_a))
+    targets = valid.select(~in_a)
+    if s.test is not s.split.test:  # --max-users: sample the tuning targets as many
+        n = len(np.unique(s.test.users))
+        keep = np.random.default_rng(seed).choice(np.unique(targets.users), n, replace=False)
+        targets = targets.select(np.isin(targets.users, keep))
+    no_valid = TrainingData(s.split.train, s.dataset.catalog, s.vectors, None)
+    return Bench(data, no_valid, s.split.train, targets, pop, s.vectors, attrs, opts, "train")
+
+
+def fusion_section(
+    bench: Bench,
+    names: list[str],
+    params: dict[str, dict[str, Any]],
+    fused_cfg: dict[str, Any],
+    seed: int,
+) -> tuple[dict[str, ModelEvaluation], Fused, dict[str, Any]]:
+    """Single strategies, learned fusion and RRF over the same fitted parts."""
+    results: dict[str, ModelEvaluation] = {}
+    for name in names:
+        results[name] = bench.run(name, resolve_strategy(name)(params.get(name, {})))
+    fused = Fused(
+        strategies=tuple(names),
+        strategy_params={n: params[n] for n in names if n in params},
+        **fused_cfg,
+    )
+    results["fused"] = bench.run("fused", fused)
+    rrf = copy.copy(fused)  # same fitted parts, reciprocal rank fusion instead of the ranker
+    rrf.ranker_, rrf.fusion_ = None, "rrf"
+    results["fused-rrf"] = bench.run("fused-rrf", rrf, fitted=True)
     best = max(names, key=lambda n: results[n].summary["ndcg@10"])
     claims: dict[str, Any] = {"best_single": best}
     for fname in ("fused", "fused-rrf"):
-        t = paired_test(
-            results[fname].per_user["ndcg@10"], results[best].per_user["ndcg@10"], seed=args.seed
+        claims[f"{fname}_minus_{best}_ndcg@10"] = _claim(
+            results[fname], results[best], "ndcg@10", seed
         )
-        claims[f"{fname}_minus_{best}_ndcg@10"] = {
-            "diff": t.diff.mean,
-            "ci95": [t.diff.low, t.diff.high],
-            "p_bootstrap": t.p_bootstrap,
-        }
+    return results, fused, claims
 
-    # MMR lambda sweep: only the re-ranker changes, so the fitted model is reused.
-    curve = []
-    base_cfg = fused.config
-    for lam in [float(x) for x in args.lambdas.split(",")]:
-        fused.config = base_cfg.model_copy(update={"mmr_lambda": lam})
-        res = run(f"fused mmr={lam:g}", fused, fitted=True)
-        curve.append(
-            {
-                "mmr_lambda": lam,
-                **{
-                    k: float(res.summary[k])
-                    for k in ("ndcg@10", "diversity@10", "coverage@10", "recall@20")
-                },
-            }
-        )
-    fused.config = base_cfg
-    ref = next(c for c in curve if c["mmr_lambda"] == max(c["mmr_lambda"] for c in curve))
-    good = [
-        c["mmr_lambda"]
-        for c in curve
-        if c["diversity@10"] >= 1.2 * ref["diversity@10"] and c["ndcg@10"] >= 0.95 * ref["ndcg@10"]
+
+def mmr_section(
+    bench: Bench,
+    fused: Fused,
+    lambdas: list[float],
+    spaces: list[str],
+    depths: list[int],
+    penalties: list[str],
+    seed: int,
+    max_users: int | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """NDCG@10 and diversity@10 along the MMR lambda, one curve per (space, pool depth).
+
+    Only the re-ranker changes, so each batch's fused relevance is computed once and
+    re-ranked at every setting (`Fused.rerank_relevance`); the lists are scored with the
+    evaluator's own metric functions (history excluded, full ranking). `max_users`
+    samples the users (the sweep re-ranks every list at every setting).
+    """
+    users = np.flatnonzero(bench.targets.user_counts > 0)
+    if max_users is not None and len(users) > max_users:
+        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+    hist_csr = bench.history.matrix(binary=True)
+    n_items = bench.history.n_items
+    settings = [
+        (sp_, d, pen, lam) for sp_ in spaces for pen in penalties for d in depths for lam in lambdas
     ]
-    claims["mmr_settings_div+20%_ndcg-5%"] = good
+    tops = {key: np.full((len(users), 20), -1, dtype=np.int64) for key in settings}
+    base_cfg = fused.config
+    t0 = time.perf_counter()
+    for lo in range(0, len(users), 256):
+        rows = users[lo : lo + 256]
+        h = bench.history.histories(rows)
+        rel = fused.relevance(h)
+        for key in settings:
+            space, depth, penalty, lam = key
+            fused.config = base_cfg.model_copy(
+                update={
+                    "mmr_space": space,
+                    "rerank_depth": depth,
+                    "mmr_penalty": penalty,
+                    "mmr_lambda": lam,
+                }
+            )
+            scores = fused.rerank_relevance(rel, h)[:, :n_items]
+            exclude(scores, hist_csr[rows])
+            tops[key][lo : lo + len(rows)] = top_k(scores, 20)
+    fused.config = base_cfg
+    print(f"mmr sweep: {time.perf_counter() - t0:.0f}s", flush=True)
+    t = bench.targets.matrix(binary=True)[users]
+    n_rel = np.diff(t.indptr)
+    dense = t.toarray() > 0
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for space, depth, penalty in dict.fromkeys(k[:3] for k in settings):
+        keys = [(space, depth, penalty, lam) for lam in lambdas]
+        per_user = {k: _list_metrics(tops[k], dense, n_rel, bench) for k in keys}
+        ref = per_user[(space, depth, penalty, max(lambdas))]
+        name = f"fused (MMR {penalty}-sim on {space}, pool {depth})"
+        curves[name] = [_curve_point(k[3], per_user[k], ref, tops[k], n_items, seed) for k in keys]
+    return curves
 
-    # Multi-interest vs single profile on users with >= 2 substantial interests.
-    mi = MultiInterest(params.get("multi-interest", {})).fit(s.data)
-    single = MultiInterest({**params.get("multi-interest", {}), "merge": "weighted"})
-    res_single = run("single-profile", single)
-    res_mi = results.get("multi-interest") or run("multi-interest", mi)
-    users = res_mi.users
+
+def _list_metrics(
+    top: np.ndarray, dense: np.ndarray, n_rel: np.ndarray, bench: Bench
+) -> dict[str, np.ndarray]:
+    hits = np.take_along_axis(dense, np.maximum(top, 0), axis=1) & (top >= 0)
+    return {
+        "ndcg@10": accuracy_metrics(hits, n_rel, 10)["ndcg"],
+        "recall@20": accuracy_metrics(hits, n_rel, 20)["recall"],
+        "diversity@10": _ild(top[:, :10], bench.vectors),
+        "attribute_diversity@10": _ild(top[:, :10], bench.attributes),
+    }
+
+
+def _curve_point(
+    lam: float,
+    per_user: dict[str, np.ndarray],
+    ref: dict[str, np.ndarray],
+    top: np.ndarray,
+    n_items: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Means at one lambda, with relative change and paired CI against the reference."""
+    point: dict[str, Any] = {"mmr_lambda": lam}
+    point.update({k: float(v.mean()) for k, v in per_user.items()})
+    exposure = np.bincount(top[:, :10][top[:, :10] >= 0].ravel(), minlength=n_items)
+    point["coverage@10"] = float((exposure > 0).mean())
+    for m in ("ndcg@10", "diversity@10", "attribute_diversity@10"):
+        d = paired_test(per_user[m], ref[m], seed=seed)
+        point[f"{m}_change_vs_ref"] = d.diff.mean / max(float(ref[m].mean()), 1e-12)
+        point[f"{m}_diff_ci95"] = [d.diff.low, d.diff.high]
+    return point
+
+
+def _ild(top: np.ndarray, vectors: np.ndarray | sp.csr_matrix) -> np.ndarray:
+    """Intra-list diversity per list, in chunks (sparse attribute rows densify per chunk)."""
+    top = np.maximum(top, 0)
+    parts = [intra_list_diversity(top[lo : lo + 1024], vectors) for lo in range(0, len(top), 1024)]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def mmr_claims(curves: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per curve, the lambdas where diversity@10 (text, and attribute) rises >= 20% while
+    NDCG@10 falls <= 5% against lambda = 1 (relative changes of the means)."""
+    out: dict[str, Any] = {}
+    for name, curve in curves.items():
+        for space in ("diversity@10", "attribute_diversity@10"):
+            out[f"{name}: {space} +20%, ndcg@10 -5%"] = [
+                c["mmr_lambda"]
+                for c in curve
+                if c[f"{space}_change_vs_ref"] >= 0.2 and c["ndcg@10_change_vs_ref"] >= -0.05
+            ]
+    return out
+
+
+def interest_section(
+    bench: Bench,
+    history: Interactions,
+    params: dict[str, Any],
+    min_share: float,
+    others: dict[str, ModelEvaluation],
+    seed: int,
+) -> tuple[dict[str, ModelEvaluation], dict[str, Any], dict[str, Any]]:
+    """Multi-interest vs one profile vector, by how many interests a user's history spans."""
+    mi = MultiInterest(params)
+    res_mi = others.get("multi-interest") or bench.run("multi-interest", mi)
+    if "multi-interest" in others:
+        mi.fit(bench.refit_data)
+    res_single = bench.run("single-profile", MultiInterest({**params, "merge": "weighted"}))
     n_int = np.array(
         [
-            sum(1 for i in mi.interests(history.history(int(u))) if i.weight >= args.min_share)
-            for u in users
+            sum(1 for i in mi.interests(history.history(int(u))) if i.weight >= min_share)
+            for u in res_mi.users
         ]
     )
+    compared = {"multi-interest": res_mi, "single-profile": res_single}
+    compared.update({n: others[n] for n in ("content", "fused") if n in others})
     segments: dict[str, dict[str, Any]] = {}
     for label, mask in (("1 interest", n_int <= 1), ("2+ interests", n_int >= 2)):
         idx = np.flatnonzero(mask)
-        seg: dict[str, Any] = {}
-        for name, res in (
-            ("multi-interest", res_mi),
-            ("single-profile", res_single),
-            *((n, results[n]) for n in ("content", "fused") if n in results),
-        ):
-            v = res.per_user["recall@20"][idx]
-            ci = bootstrap_ci(v, seed=args.seed) if len(v) else None
-            seg[name] = {
-                "recall@20": float(v.mean()) if len(v) else float("nan"),
-                "ndcg@10": float(res.per_user["ndcg@10"][idx].mean()) if len(v) else float("nan"),
-                "n_users": len(idx),
-            }
-            if ci is not None:
-                seg[name]["recall@20_ci95"] = [ci.low, ci.high]
-        segments[label] = seg
+        segments[label] = {n: _segment(r, idx, seed) for n, r in compared.items()}
+    claims: dict[str, Any] = {}
     idx = np.flatnonzero(n_int >= 2)
     if len(idx):
         t = paired_test(
-            res_mi.per_user["recall@20"][idx], res_single.per_user["recall@20"][idx], seed=args.seed
+            res_mi.per_user["recall@20"][idx], res_single.per_user["recall@20"][idx], seed=seed
         )
         claims["multi_minus_single_recall@20_on_2+_interests"] = {
             "diff": t.diff.mean,
+            "relative": t.diff.mean
+            / max(float(res_single.per_user["recall@20"][idx].mean()), 1e-12),
             "ci95": [t.diff.low, t.diff.high],
             "p_bootstrap": t.p_bootstrap,
             "n_users": len(idx),
         }
-    results["single-profile"] = res_single
+    return {"multi-interest": res_mi, "single-profile": res_single}, segments, claims
 
-    doc: dict[str, Any] = {
+
+def _segment(res: ModelEvaluation, idx: np.ndarray, seed: int) -> dict[str, Any]:
+    v = res.per_user["recall@20"][idx]
+    out: dict[str, Any] = {
+        "recall@20": float(v.mean()) if len(v) else float("nan"),
+        "ndcg@10": float(res.per_user["ndcg@10"][idx].mean()) if len(v) else float("nan"),
+        "n_users": len(idx),
+    }
+    if len(v):
+        ci = bootstrap_ci(v, seed=seed)
+        out["recall@20_ci95"] = [ci.low, ci.high]
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", default="amazon-beauty")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--strategies", default="ease,itemknn,content,multi-interest")
+    p.add_argument("--params", default="{}", help='JSON {"ease": {"reg": 50}, ...}')
+    p.add_argument("--fused", default="{}", help='JSON Fused settings {"depth": 200, ...}')
+    p.add_argument("--lambdas", default="1.0,0.9,0.8,0.7,0.6,0.5,0.4,0.3,0.2,0.1,0.0")
+    p.add_argument("--mmr-spaces", default="text,attributes", help="MMR similarity spaces.")
+    p.add_argument("--mmr-depths", default="100", help="MMR candidate pool sizes.")
+    p.add_argument("--mmr-penalties", default="max", help="MMR redundancy terms: max,mean.")
+    p.add_argument("--mmr-users", type=int, default=None, help="Sample users for the sweep.")
+    p.add_argument("--sections", default="fusion,mmr,interests")
+    p.add_argument("--max-users", type=int, default=None, help="Sample this many test users.")
+    p.add_argument("--min-share", type=float, default=0.2)
+    p.add_argument("--tune", action="store_true", help="Measure on held-out validation users.")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/decision.json"))
+    p.add_argument("--report", type=Path, default=None)
+    args = p.parse_args()
+
+    s = setup(args.dataset, args.data_dir, args.max_users, args.seed)
+    bench = make_bench(s, args.tune, args.seed)
+    names = [n.strip() for n in args.strategies.split(",") if n.strip()]
+    params: dict[str, dict[str, Any]] = json.loads(args.params)
+    sections = set(args.sections.split(","))
+    results: dict[str, ModelEvaluation] = {}
+    claims: dict[str, Any] = {}
+    doc: dict[str, Any] = {}
+    fused: Fused | None = None
+    if "fusion" in sections or "mmr" in sections:
+        singles = names if "fusion" in sections else []
+        if singles:
+            results, fused, claims = fusion_section(
+                bench, names, params, json.loads(args.fused), args.seed
+            )
+        else:
+            fused = Fused(
+                strategies=tuple(names),
+                strategy_params={n: params[n] for n in names if n in params},
+                **json.loads(args.fused),
+            )
+            results["fused"] = bench.run("fused", fused)
+        doc["fusion_weights"] = fused.feature_weights
+        doc["fused_config"] = fused.config.model_dump(mode="json")
+    if "mmr" in sections and fused is not None:
+        curves = mmr_section(
+            bench,
+            fused,
+            [float(x) for x in args.lambdas.split(",")],
+            args.mmr_spaces.split(","),
+            [int(x) for x in args.mmr_depths.split(",")],
+            args.mmr_penalties.split(","),
+            args.seed,
+            args.mmr_users,
+        )
+        doc["mmr_curve"] = curves
+        claims.update(mmr_claims(curves))
+    if "interests" in sections:
+        found, segments, more = interest_section(
+            bench,
+            bench.history,
+            params.get("multi-interest", {}),
+            args.min_share,
+            results,
+            args.seed,
+        )
+        results.update(found)
+        doc["interests"] = segments
+        claims.update(more)
+
+    first = next(iter(results.values()))
+    doc = {
         "dataset": s.dataset.name,
-        "protocol": "loo",
+        "protocol": "loo-valid (tuning)" if args.tune else "loo",
         "n_users": s.dataset.n_users,
         "n_items": s.dataset.n_items,
         "n_interactions": len(s.dataset.interactions),
-        "n_test_users": len(results["fused"].users),
+        "n_test_users": len(first.users),
         "ks": [10, 20],
         **run_info(),
         "results": {n: _row(r, args.seed) for n, r in results.items()},
-        "fusion_weights": fused.feature_weights,
-        "mmr_curve": {"fused": curve},
-        "interests": segments,
+        **doc,
         "claims": claims,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -130,10 +130,13 @@ def main() -> None:
     params = json.loads(args.params)
     history = s.split.test_history
     users = np.flatnonzero(s.split.test.user_counts > 0)
-    users = np.random.default_rng(args.seed).choice(users, min(args.n, len(users)), replace=False)
+    # More recommendations than users (ml-100k: 943): users repeat, each with a fresh item draw.
+    users = np.random.default_rng(args.seed).choice(users, args.n, replace=args.n > len(users))
     results = {}
     for name in [n.strip() for n in args.strategies.split(",") if n.strip()]:
-        model = resolve_strategy(name)(params.get(name, {})).fit(s.data)
+        model = resolve_strategy(name)(params.get(name, {}))
+        # Like `lmrec evaluate`: validation-free strategies are refit on train + validation.
+        model.fit(s.data if model.uses_validation else s.data.merged())
         results[name] = measure(model, history, users, args.seed)
         shown = {k: v for k, v in results[name].items() if not k.startswith("_")}
         print(name, json.dumps(shown, default=float), flush=True)

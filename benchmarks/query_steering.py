@@ -91,7 +91,8 @@ def main() -> None:
     missing = sorted({c for q in queries for c in q["expect"] + q.get("avoid", [])} - known)
     if missing:
         print(f"warning: categories not in this catalogue (those queries count 0): {missing}")
-    model = resolve_strategy(args.model)(json.loads(args.params)).fit(s.data)
+    model = resolve_strategy(args.model)(json.loads(args.params))
+    model.fit(s.data if model.uses_validation else s.data.merged())
     log = s.split.test_history
     encoder = make_encoder()
     pipe = Pipeline(

@@ -37,6 +37,8 @@ from typing import Any
 
 import httpx
 
+from _serving_common import wait_ready
+
 SERVER = """
 import sys, uvicorn
 from lmrec.serving import Settings, create_app
@@ -99,17 +101,7 @@ class Server:
         )
         self.url = f"http://127.0.0.1:{port}"
         self.starts += 1
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"server exited with {self.proc.returncode} during start-up")
-            try:
-                if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise SystemExit("server did not become ready in 120 s")
+        wait_ready(self.url, self.proc, timeout=120)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown handlers, no flush, the process just stops."""

@@ -524,6 +524,7 @@ class Pipeline:
             attributes=attrs,
             tokens=tokens,
             negative_vectors=neg_vectors,
+            mmr_vectors=self._mmr_vectors(cand),
         )
         top = result.items
         final_scores = scores.copy()
@@ -546,6 +547,14 @@ class Pipeline:
             moved,
             query.explain,
         )
+
+    def _mmr_vectors(self, cand: np.ndarray) -> np.ndarray | None:
+        """The model's own MMR similarity space (`Fused.mmr_space`) when it covers `cand`."""
+        own = getattr(self.model, "similarity_vectors", None)
+        if not callable(own) or not len(cand) or int(cand.max()) >= self.model.n_items:
+            return None  # new items: text vectors (the default) are all there is
+        out = own(cand)
+        return None if out is None else np.asarray(out, dtype=np.float32)
 
     def _popularity(self) -> np.ndarray:
         """Training interactions per item: the answer for a user with no history yet."""

@@ -20,7 +20,11 @@ def test_report_has_curve_and_interest_breakdown(tmp_path: Path) -> None:
             "fused": [
                 {"mmr_lambda": 1.0, "ndcg@10": 0.1, "diversity@10": 0.4},
                 {"mmr_lambda": 0.7, "ndcg@10": 0.09, "diversity@10": 0.5},
-            ]
+            ],
+            "fused (attributes)": [
+                {"mmr_lambda": 1.0, "ndcg@10": 0.1, "attribute_diversity@10": 0.3},
+                {"mmr_lambda": 0.5, "ndcg@10": 0.08, "attribute_diversity@10": 0.4},
+            ],
         },
         "interests": {
             "2+ interests": {

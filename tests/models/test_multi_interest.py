@@ -111,3 +111,22 @@ def test_interest_label_prefers_the_shared_specific_category() -> None:
     )
     assert interest_label(catalog, [0, 1]) == "Mascara / Acme"
     assert interest_label(catalog, [0, 1, 2]).startswith("Beauty")
+
+
+def test_weighted_merge_is_the_cosine_to_the_single_profile() -> None:
+    v = two_topics(20)
+    model = fit(v, merge="weighted", recency=0.1)
+    history = [0, 1, 2, 25, 26]
+    got = model.score(Histories.from_lists([history]))[0]
+    np.testing.assert_allclose(got, v @ model.profile(history), atol=1e-5)
+
+
+def test_batched_scores_equal_one_user_at_a_time() -> None:
+    # _score computes every interest of a batch in one product; one user alone must agree.
+    v = two_topics(40)
+    model = fit(v, merge="quota", quota_depth=10)
+    hists = [[*range(8), 40, 41], [45, 46, 47], [3], [], [5, 50, 6, 51, 7, 52]] * 15
+    batch = model.score(Histories.from_lists(hists))
+    for q in (0, 1, 3, 4, 73):
+        alone = model.score(Histories.from_lists([hists[q]]))[0]
+        np.testing.assert_allclose(batch[q], alone, atol=1e-6)

@@ -80,3 +80,28 @@ def test_exposure_cap_from_config_holds_in_the_dense_scores(sample_split) -> Non
         top = np.argsort(-row, kind="stable")[:10]
         counts = np.bincount(groups[top][groups[top] >= 0])
         assert counts.max() <= 2
+
+
+def test_mmr_in_attribute_space_raises_attribute_diversity(sample_split) -> None:  # type: ignore[no-untyped-def]
+    s, data, _ = sample_split
+    attrs = data.catalog.attribute_vectors()
+    div = {}
+    model = Fused(strategies=("ease", "content"), fusion="rrf", mmr_space="attributes").fit(data)
+    for lam in (1.0, 0.3):
+        model.config = model.config.model_copy(update={"mmr_lambda": lam})
+        div[lam] = evaluate_model(model, s.test_history, s.test, item_vectors=attrs).summary[
+            "diversity@10"
+        ]
+    assert div[0.3] > div[1.0], div
+
+
+def test_rerank_relevance_is_the_score_and_reuses_one_relevance(sample_split) -> None:  # type: ignore[no-untyped-def]
+    s, data, _ = sample_split
+    model = Fused(strategies=("ease", "content"), fusion="rrf", mmr_lambda=0.5).fit(data)
+    h = s.test_history.histories(np.arange(30))
+    rel = model.relevance(h)
+    np.testing.assert_array_equal(model.rerank_relevance(rel, h), model.score(h))
+    plain = model.rerank_relevance(
+        rel, h, model.config.model_copy(update={"mmr_lambda": 1.0}).rerank_options()
+    )
+    np.testing.assert_array_equal(plain, rel)

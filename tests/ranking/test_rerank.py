@@ -53,3 +53,25 @@ def test_rerank_records_how_each_knob_moved_items() -> None:
     )
     np.testing.assert_array_equal(capped.items, [0, 3])
     assert capped.moved(3) == {"exposure_cap": 1}
+
+
+def test_mmr_fills_the_k_places_then_keeps_the_relevance_order() -> None:
+    # Six items: 0, 1, 2 alike, 3 different; MMR fills 2 places, the rest stay in relevance order.
+    vectors = np.array([[1, 0], [1, 0], [1, 0], [0, 1], [1, 0], [1, 0]], dtype=np.float32)
+    items = np.arange(6)
+    rel = np.array([6.0, 5.0, 4.0, 1.0, 3.0, 2.0])
+    res = rerank(items, rel, RerankOptions(mmr_lambda=0.5), 2, vectors=vectors)
+    np.testing.assert_array_equal(res.items, [0, 3])
+    np.testing.assert_array_equal(list(res.positions["mmr"]), [0, 3, 1, 2, 4, 5])
+
+
+def test_mmr_mean_penalty_weighs_every_picked_item_not_just_the_closest() -> None:
+    # Picked so far (by relevance): 0 and 1 along different axes. Candidate 2 is a copy of
+    # 0 (max sim 1, mean sim 0.5); candidate 3 is half-way (cos 0.71 to both: max 0.71,
+    # mean 0.71). `max` prefers 3, `mean` prefers 2: it counts the whole list's redundancy.
+    # Item 4 (irrelevant, a copy of 1) only anchors the min-max scaling of relevance.
+    vectors = np.array([[1, 0], [0, 1], [1, 0], [0.7071, 0.7071], [0, 1]], dtype=np.float32)
+    items = np.arange(5)
+    rel = np.array([10.0, 9.9, 9.0, 8.9, 0.0])  # 0 and 1 are picked first at lambda 0.8
+    assert mmr(items, rel, vectors, 0.8, 3, "max")[2] == 3
+    assert mmr(items, rel, vectors, 0.8, 3, "mean")[2] == 2

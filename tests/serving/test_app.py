@@ -437,3 +437,25 @@ def test_no_keys_configured(settings: Settings, anonymous: bool) -> None:
     with TestClient(create_app(s, encoder=ENCODER)) as c:
         r = c.post("/v1/recommendations", json={"user_id": "u0"})
         assert r.status_code == (200 if anonymous else 401)
+
+
+def test_erasure_empties_the_wal_even_while_a_reader_holds_it(tmp_path):
+    """A reader mid-query blocks a TRUNCATE checkpoint; erasure waits it out, so no old
+    page image of the user's rows stays behind in the write-ahead log."""
+    import threading
+
+    from lmrec.serving.store import Event, SQLiteStateStore
+
+    store = SQLiteStateStore(tmp_path / "state.db").open()
+    secret = "user-to-forget-7f3a"
+    store.add_events([Event(f"e{i}", secret, f"item{i}", "view", 1.0 + i) for i in range(50)])
+    reader = sqlite3.connect(tmp_path / "state.db", isolation_level=None, check_same_thread=False)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM events").fetchone()  # holds a read snapshot
+    threading.Timer(0.2, reader.rollback).start()
+    assert store.erase_user(secret) == 50
+    reader.close()
+    wal = tmp_path / "state.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0
+    assert secret.encode() not in (tmp_path / "state.db").read_bytes()
+    assert store.user_state(secret).history == []

@@ -99,10 +99,12 @@ def _segments_table(doc: dict[str, Any]) -> str:
 
 
 def _accuracy_diversity_curve(doc: dict[str, Any], k: int) -> str | None:
-    """NDCG against diversity along an MMR lambda sweep (`doc["mmr_curve"]`), one line per model.
+    """NDCG against diversity along an MMR lambda sweep (`doc["mmr_curve"]`), one line per curve.
 
-    `doc["mmr_curve"]` maps a model name to points `{"mmr_lambda", "ndcg@K", "diversity@K"}`
-    (written by benchmarks/decision_beauty.py); absent = no plot.
+    `doc["mmr_curve"]` maps a curve name to points `{"mmr_lambda", "ndcg@K", "diversity@K"}`
+    and optionally `"attribute_diversity@K"` (written by benchmarks/decision_beauty.py),
+    which gets a second panel; absent = no plot. Dashed lines mark the issue's target
+    box relative to each curve's lambda = 1 point: diversity +20%, NDCG -5%.
     """
     curves = doc.get("mmr_curve") or {}
     if not curves:
@@ -112,27 +114,35 @@ def _accuracy_diversity_curve(doc: dict[str, Any], k: int) -> str | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for name, points in curves.items():
-        pts = sorted(points, key=lambda p: -p["mmr_lambda"])
-        xs = [p.get(f"diversity@{k}", float("nan")) for p in pts]
-        ys = [p.get(f"ndcg@{k}", float("nan")) for p in pts]
-        ax.plot(xs, ys, marker="o", label=name)
-        for p, x, y in zip(pts, xs, ys, strict=True):
-            ax.annotate(
-                f"λ={p['mmr_lambda']:g}",
-                (x, y),
-                textcoords="offset points",
-                xytext=(3, 3),
-                fontsize=7,
-            )
-    ax.set_xlabel(f"diversity@{k}")
-    ax.set_ylabel(f"ndcg@{k}")
-    ax.set_title("Accuracy-diversity trade-off (MMR lambda)")
-    ax.legend(fontsize=8)
+    spaces = [f"diversity@{k}"]
+    if any(f"attribute_diversity@{k}" in p for pts in curves.values() for p in pts):
+        spaces.append(f"attribute_diversity@{k}")
+    fig, axes = plt.subplots(1, len(spaces), figsize=(5.5 * len(spaces), 4), squeeze=False)
+    for ax, space in zip(axes[0], spaces, strict=True):
+        for name, points in curves.items():
+            _curve_line(ax, sorted(points, key=lambda p: -p["mmr_lambda"]), space, k, name)
+        ax.set_xlabel(space)
+        ax.set_ylabel(f"ndcg@{k}")
+        ax.set_title(f"Accuracy vs {space} (MMR lambda)")
+    axes[0][-1].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
     png = _figure_png(fig)
     plt.close(fig)
     return png
+
+
+def _curve_line(ax: Any, pts: list[dict[str, Any]], space: str, k: int, name: str) -> None:
+    """One curve, its lambdas annotated, and its target box (diversity x1.2, NDCG x0.95)."""
+    xs = [p.get(space, float("nan")) for p in pts]
+    ys = [p.get(f"ndcg@{k}", float("nan")) for p in pts]
+    (line,) = ax.plot(xs, ys, marker="o", label=name)
+    for p, x, y in zip(pts, xs, ys, strict=True):
+        ax.annotate(
+            f"{p['mmr_lambda']:g}", (x, y), textcoords="offset points", xytext=(3, 3), fontsize=6
+        )
+    if pts and pts[0]["mmr_lambda"] == 1.0:
+        ax.axvline(1.2 * xs[0], color=line.get_color(), ls="--", lw=0.7)
+        ax.axhline(0.95 * ys[0], color=line.get_color(), ls=":", lw=0.7)
 
 
 def _interest_table(doc: dict[str, Any]) -> str:

@@ -50,6 +50,10 @@ __all__ = [
 ]
 
 
+#: Users whose interests are scored with one matrix product (bounded memory: ~4 x 64 x items).
+_BATCH = 64
+
+
 class MultiInterestConfig(ModelConfig):
     """`max_interests` caps the clusters per user; `merge` is `quota`, `max` or `weighted`
     (see the module docstring); `quota_depth` the list length quotas are measured on;
@@ -228,21 +232,29 @@ class MultiInterest(Recommender):
         return _unit(np.sum([i.weight * i.centre for i in found], axis=0)).astype(np.float32)
 
     def _interest_scores(
-        self, found: list[Interest], history: np.ndarray | None = None
+        self,
+        found: list[Interest],
+        history: np.ndarray | None = None,
+        sims: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per item: the merged score and the index of the interest that gave it.
 
         Quotas are counted over items outside `history` (those are not recommended).
+        `sims` (interests x items) are the centres' cosines to every item when the
+        caller has computed them for a whole batch (one matrix product for many
+        users is ~20x faster than one thin product per user).
         """
         n = len(self.vectors_)
         if not found:
             return np.zeros(n, dtype=np.float32), np.full(n, -1, dtype=np.int64)
-        centres = np.stack([i.centre for i in found])
-        sims = centres @ self.vectors_.T  # (interests, items)
+        if sims is None:
+            sims = self._centre_sims([found])
         merge = self.config.merge
         if merge == "weighted":
-            profile = _unit(np.sum([i.weight * i.centre for i in found], axis=0))
-            scores = self.vectors_ @ profile
+            # Cosine to the unit weighted sum of centres, which is linear in the sims.
+            w = np.array([i.weight for i in found])
+            norm = max(float(np.linalg.norm(w @ np.stack([i.centre for i in found]))), 1e-12)
+            scores = (w @ sims) / norm
             return scores.astype(np.float32), np.argmax(sims, axis=0)
         if merge == "max":
             best = np.argmax(sims, axis=0)
@@ -261,6 +273,14 @@ class MultiInterest(Recommender):
             adjusted[c] = sims[c] - cut
         best = np.argmax(adjusted, axis=0)
         return adjusted[best, np.arange(n)], best
+
+    def _centre_sims(self, batch: list[list[Interest]]) -> np.ndarray:
+        """Cosines (all interests of the batch, stacked x items) in one matrix product."""
+        centres = [i.centre for found in batch for i in found]
+        if not centres:
+            return np.zeros((0, len(self.vectors_)), dtype=np.float32)
+        c = np.ascontiguousarray(np.stack(centres), dtype=np.float32)
+        return np.ascontiguousarray((self.vectors_ @ c.T).T)
 
     def serving_interest(self, history: Sequence[int] | np.ndarray, items: np.ndarray) -> list[int]:
         """For each item, the position in `interests(history)` of the interest that scored it."""
@@ -301,9 +321,16 @@ class MultiInterest(Recommender):
 
     def _score(self, histories: Histories) -> np.ndarray:
         out = np.zeros((len(histories), len(self.vectors_)), dtype=np.float32)
-        for q in range(len(histories)):
-            h = histories[q]
-            out[q] = self._interest_scores(self.interests(h), h)[0]
+        for lo in range(0, len(histories), _BATCH):
+            hists = [histories[q] for q in range(lo, min(lo + _BATCH, len(histories)))]
+            found = [self.interests(h) for h in hists]
+            sims = self._centre_sims(found)
+            start = 0
+            for q, (h, f) in enumerate(zip(hists, found, strict=True)):
+                rows = sims[start : start + len(f)]
+                start += len(f)
+                if f:
+                    out[lo + q] = self._interest_scores(f, h, rows)[0]
         return out
 
     def _state(self) -> dict[str, np.ndarray]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender, import_class
 
-__all__ = ["STRATEGIES", "resolve_strategy"]
+__all__ = ["STRATEGIES", "build_component", "resolve_strategy"]
 
 STRATEGIES: dict[str, str] = {
     "pop": "lmrec.models.popularity:Popularity",
@@ -41,3 +41,17 @@ def resolve_strategy(name: str) -> type[Recommender]:
     if not (isinstance(cls, type) and issubclass(cls, Recommender)):
         raise ConfigError(f"{name!r} is not a Recommender")
     return cls
+
+
+def build_component(name: str, params: dict | None = None) -> Recommender:
+    """A strategy built as part of another that tunes itself on the validation split.
+
+    Such a part must not train on validation targets, or its validation scores would be
+    inflated and the tuning would trust it too much: options that fold validation into
+    training (`fold_valid`) are off unless `params` sets them.
+    """
+    cls = resolve_strategy(name)
+    params = dict(params or {})
+    if "fold_valid" in cls.Config.model_fields:
+        params.setdefault("fold_valid", False)
+    return cls(params)

@@ -13,7 +13,7 @@ other model (with per-request knobs on top).
    per `exposure_field` value, attribute `boosts`.
 
 `score` returns a dense (queries x items) matrix whose order is the final list:
-the re-ranked top `rerank_depth` first, then the other candidates by fused
+the re-ranked top `rerank_k` first, then the other candidates by fused
 relevance, then every other item (below all candidates, in the first
 strategy's order). `relevance` is the same before the re-rankers.
 """
@@ -30,7 +30,7 @@ from pydantic import Field, field_validator
 from lmrec.data.interactions import Histories
 from lmrec.errors import ConfigError
 from lmrec.models.base import ModelConfig, Recommender, TrainingData
-from lmrec.models.names import resolve_strategy
+from lmrec.models.names import build_component
 from lmrec.ranking.explain import contributions as _contributions
 from lmrec.ranking.fusion import (
     FeatureContext,
@@ -54,7 +54,11 @@ class FusedConfig(ModelConfig):
     penalty; `train_queries` validation users sampled to train it with `negatives`
     negatives each; re-ranking: `mmr_lambda`, `exposure_field`, `exposure_cap`,
     `boosts` (token -> std devs; the string form is `brand=Acme:0.5,tags=vegan:1`),
-    `rerank_depth`; `seed`.
+    `rerank_depth` candidates the re-rankers choose from, `rerank_k` list places they fill
+    (an evaluation at K <= `rerank_k` sees exactly the re-ranked list); `mmr_space` the
+    item space MMR measures similarity in (`text` vectors, or `attributes`: the item's
+    attribute tokens, e.g. genres, where text vectors of one domain are all alike) and
+    `mmr_penalty` its redundancy term (`max` or `mean` similarity, see `RerankOptions`); `seed`.
     """
 
     strategies: tuple[str, ...] = ("ease", "itemknn", "content", "multi-interest")
@@ -70,6 +74,9 @@ class FusedConfig(ModelConfig):
     exposure_cap: int | None = Field(None, ge=1)
     boosts: dict[str, float] = Field(default_factory=dict)
     rerank_depth: int = Field(100, ge=1)
+    rerank_k: int = Field(20, ge=1)
+    mmr_space: Literal["text", "attributes"] = "text"
+    mmr_penalty: Literal["max", "mean"] = "max"
     seed: int = 0
 
     @field_validator("strategies", mode="before")
@@ -102,6 +109,7 @@ class FusedConfig(ModelConfig):
             exposure_cap=self.exposure_cap,
             boosts=self.boosts,
             depth=self.rerank_depth,
+            mmr_penalty=self.mmr_penalty,
         )
 
 
@@ -135,7 +143,7 @@ class Fused(Recommender):
         unknown = set(cfg.strategy_params) - set(cfg.strategies)
         if unknown:
             raise ConfigError(f"strategy_params for strategies not in use: {sorted(unknown)}")
-        return [resolve_strategy(s)(cfg.strategy_params.get(s, {})) for s in cfg.strategies]
+        return [build_component(s, cfg.strategy_params.get(s)) for s in cfg.strategies]
 
     # -- fitting -----------------------------------------------------------------------
 
@@ -322,6 +330,16 @@ class Fused(Recommender):
             out[q, cands[q][ok]] = fused[q][ok]
         return out.astype(np.float32)
 
+    def similarity_vectors(self, items: np.ndarray) -> np.ndarray | None:
+        """Rows of `items` in the `mmr_space` (text vectors or attribute tokens); None = none."""
+        if self.config.mmr_space == "attributes":
+            attrs = self.context_.attributes
+            if attrs.shape[1] == 0:
+                return None
+            return np.asarray(attrs[items].toarray(), dtype=np.float32)
+        vectors = self.context_.vectors
+        return None if vectors is None else vectors[items]
+
     def exposure_groups(self, field: str) -> np.ndarray:
         """Per item, the id of its first `field=` attribute token (-1 = none)."""
         groups = np.full(self.n_items, -1, dtype=np.int64)
@@ -335,26 +353,39 @@ class Fused(Recommender):
         return groups
 
     def _score(self, histories: Histories) -> np.ndarray:
-        rel = self.relevance(histories)
-        opts = self.config.rerank_options()
+        return self.rerank_relevance(self.relevance(histories), histories)
+
+    def rerank_relevance(
+        self, relevance: np.ndarray, histories: Histories, options: RerankOptions | None = None
+    ) -> np.ndarray:
+        """Dense scores whose order is the re-ranked list, from `relevance(histories)`.
+
+        Separate from `relevance` so that a sweep over re-ranking knobs (the MMR
+        accuracy-diversity curve) scores the strategies once. `options` default to the
+        config's; the first `rerank_k` places are re-ranked, then the other candidates
+        follow by relevance.
+        """
+        opts = options or self.config.rerank_options()
+        rel = np.array(relevance, dtype=np.float32)
         if not (opts.list_wise or opts.boosts):
             return rel
         groups = self.exposure_groups(opts.exposure_field) if opts.exposure_cap else None
-        vectors = self.context_.vectors
         hist = histories.to_csr(self.n_items)
         depth = max(opts.depth, 1)
+        k = min(self.config.rerank_k, depth)
         for q in range(len(histories)):
             row = rel[q].copy()
             seen = hist.indices[hist.indptr[q] : hist.indptr[q + 1]]
             row[seen] = -np.inf
-            cand = top_k(row[None, :], 5 * depth)[0]  # room for the cap to skip items
+            wide = 5 * depth if opts.exposure_cap is not None else depth  # room for a cap
+            cand = top_k(row[None, :], wide)[0]
             cand = cand[cand >= 0]
             res = rerank(
                 cand,
                 row[cand],
                 opts,
-                depth,
-                vectors=None if vectors is None else vectors[cand],
+                k,
+                mmr_vectors=self.similarity_vectors(cand),
                 groups=None if groups is None else groups[cand],
                 attributes=self.context_.attributes[cand],
                 tokens=self.tokens_,

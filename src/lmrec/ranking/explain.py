@@ -8,8 +8,13 @@ the part of the item's score that the history produced:
   (`MultiInterest`, `Fused`);
 - item-kNN (`similarity_`): the neighbour similarity of each history item;
 - EASE (`weights_`): the learned item-item weight of each history item;
-- content and LM-adapter (`vectors_` / `item_embeddings_`): each history item's
-  term of the cosine between the normalised profile and the item;
+- content and LM-adapter (a recency-weighted mean profile, normalised): drop-one,
+  exactly. The profile's cosine splits linearly into one term per history item,
+  but those terms are not what removing the item would cost: the profile's norm
+  and the other items' recency weights move too, so on ml-100k the largest term's
+  item lowered the score when removed in only 82% of cases. The loss itself is
+  what the explanation claims ("because you liked X"), and it is cheap here (one
+  batched scoring of the history with each position left out);
 - anything else (SASRec, ALS, ...): drop-one, the score lost when that history
   position is removed (one batched `score` call per explained query).
 
@@ -123,16 +128,6 @@ def contributions(
         out = (weights[np.where(inside_h, h, 0)][:, np.where(inside_i, it, 0)] * w[:, None]).T
         out[~inside_i] = 0.0
         return out.astype(np.float32)  # type: ignore[no-any-return]
-    profile_recency = getattr(cfg, "recency", None)
-    max_history = getattr(cfg, "max_history", None)
-    if isinstance(profile_recency, (int, float)) and isinstance(max_history, int):
-        emb = getattr(model, "item_embeddings_", None)
-        if isinstance(emb, np.ndarray):  # LM adapter: cosine / temperature
-            scale = 1.0 / float(getattr(cfg, "temperature", 1.0))
-            return _profile_terms(emb, h, it, float(profile_recency), max_history, scale)
-        vec = getattr(model, "vectors_", None)
-        if isinstance(vec, np.ndarray):
-            return _profile_terms(vec, h, it, float(profile_recency), max_history)
     return drop_one_contributions(model, h, it)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -46,7 +47,10 @@ class RerankOptions(BaseModel):
     candidates' relevance (e.g. `{"brand=Acme": 1.0}`); `negative_penalty`
     standard deviations taken off an item fully similar to a not-interested item
     (`negative_threshold` is the cosine below which nothing is taken off);
-    `depth` how many top candidates the list-wise re-rankers consider.
+    `depth` how many top candidates the list-wise re-rankers consider; `mmr_penalty`
+    how MMR measures redundancy with the items already picked: `max` similarity (the
+    classic MMR) or `mean` similarity (the greedy step of intra-list diversity itself,
+    which is a mean over pairs, so it buys more of that diversity per relevance lost).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -58,6 +62,7 @@ class RerankOptions(BaseModel):
     negative_penalty: float = Field(default=2.0, ge=0.0)
     negative_threshold: float = Field(default=0.5, ge=-1.0, le=1.0)
     depth: int = Field(default=100, ge=1)
+    mmr_penalty: Literal["max", "mean"] = "max"
 
     @property
     def list_wise(self) -> bool:
@@ -137,14 +142,19 @@ def boost(
 
 
 def mmr(
-    items: np.ndarray, relevance: np.ndarray, vectors: np.ndarray, lam: float, k: int
+    items: np.ndarray,
+    relevance: np.ndarray,
+    vectors: np.ndarray,
+    lam: float,
+    k: int,
+    penalty: Literal["max", "mean"] = "max",
 ) -> np.ndarray:
     """Greedy maximal marginal relevance over candidates `items` (any order; `vectors` row-aligned).
 
-    Picks, `k` times, the candidate maximising `lam * rel - (1 - lam) * max_sim`, where
-    `rel` is relevance min-max scaled to [0, 1] and `max_sim` the largest cosine to an
-    item already picked (0 for the first pick). Ties go to the earlier candidate in
-    relevance order. `lam = 1` returns the relevance order.
+    Picks, `k` times, the candidate maximising `lam * rel - (1 - lam) * sim`, where
+    `rel` is relevance min-max scaled to [0, 1] and `sim` the largest (`penalty="max"`)
+    or mean (`"mean"`) cosine to the items already picked (0 for the first pick). Ties
+    go to the earlier candidate in relevance order. `lam = 1` returns the relevance order.
     """
     items = np.asarray(items)
     relevance = np.asarray(relevance, dtype=np.float64)
@@ -158,15 +168,19 @@ def mmr(
     v = np.asarray(vectors, dtype=np.float64)[order]
     v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
     max_sim = np.zeros(len(items))
+    sum_sim = np.zeros(len(items))
     taken = np.zeros(len(items), dtype=bool)
     picked: list[int] = []
     for step in range(k):
-        value = lam * rel - (1.0 - lam) * (max_sim if step else 0.0)
+        sim = max_sim if penalty == "max" else sum_sim / max(step, 1)
+        value = lam * rel - (1.0 - lam) * (sim if step else 0.0)
         value[taken] = -np.inf
         j = int(np.argmax(value))
         picked.append(j)
         taken[j] = True
-        max_sim = np.maximum(max_sim, v @ v[j])
+        col = v @ v[j]
+        max_sim = np.maximum(max_sim, col)
+        sum_sim += col
     return items[picked]
 
 
@@ -200,6 +214,7 @@ def rerank(
     attributes: sp.csr_matrix | None = None,
     tokens: Sequence[str] = (),
     negative_vectors: np.ndarray | None = None,
+    mmr_vectors: np.ndarray | None = None,
 ) -> RerankResult:
     """Apply the knobs of `options` to candidates `items` with `relevance`; top `k` out.
 
@@ -207,7 +222,8 @@ def rerank(
     candidates' unit text vectors, exposure-group ids, attribute tokens). Score
     adjustments (negative suppression, boosts) are in standard deviations of the
     candidates' relevance, so they mean the same for every strategy's scale.
-    Re-rankers whose inputs are missing are skipped.
+    Re-rankers whose inputs are missing are skipped. `mmr_vectors` (row-aligned) give
+    MMR another similarity space than `vectors` (e.g. attribute tokens); default `vectors`.
     """
     items = np.asarray(items, dtype=np.int64)
     rel = np.asarray(relevance, dtype=np.float64)
@@ -239,9 +255,16 @@ def rerank(
     ordered, ordered_scores = _order(items, adjusted)
     depth = min(len(ordered), max(options.depth, k))
     top = ordered[:depth]
-    if options.mmr_lambda < 1.0 and vectors is not None:
+    sim_vectors = vectors if mmr_vectors is None else mmr_vectors
+    if options.mmr_lambda < 1.0 and sim_vectors is not None:
         rows = np.array([pos_of[int(i)] for i in top], dtype=np.int64)
-        top = mmr(top, adjusted[rows], vectors[rows], options.mmr_lambda, depth)
+        # MMR fills the k visible places; the rest of the pool follows in relevance order.
+        # A cap needs the whole pool diversified, since it may skip any of the first k.
+        n_pick = depth if options.exposure_cap is not None else k
+        picked = mmr(
+            top, adjusted[rows], sim_vectors[rows], options.mmr_lambda, n_pick, options.mmr_penalty
+        )
+        top = np.concatenate([picked, top[~np.isin(top, picked)]])
         record("mmr", top)
     if options.exposure_cap is not None and groups is not None:
         rows = np.array([pos_of[int(i)] for i in top], dtype=np.int64)

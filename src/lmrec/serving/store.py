@@ -278,9 +278,22 @@ class SQLiteStateStore:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            # Old page images in the WAL still hold the rows until a checkpoint.
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._checkpoint_wal(conn)
         return removed
+
+    @staticmethod
+    def _checkpoint_wal(conn: sqlite3.Connection, attempts: int = 3) -> None:
+        """Copy the WAL into the database and empty it, waiting out readers that block it.
+
+        Old page images in the WAL still hold erased rows until a checkpoint completes.
+        A reader mid-query makes a TRUNCATE checkpoint busy; SQLite's busy handler waits
+        for it (the connection's timeout) and reports busy only if it is still there.
+        """
+        for _ in range(attempts):
+            busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return
+        raise RuntimeError("could not empty the write-ahead log after an erasure; retry the delete")
 
     def put_items(self, items: Sequence[StoredItem]) -> None:
         if not items:
