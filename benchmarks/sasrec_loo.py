@@ -100,7 +100,7 @@ def main() -> None:
     )
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--epochs", type=int, default=200)
-    ap.add_argument("--patience", type=int, default=5)
+    ap.add_argument("--patience", type=int, default=50)
     ap.add_argument(
         "--set", action="append", default=[], help="extra config key=value (JSON value)"
     )
