@@ -7,12 +7,14 @@ competes with it for the interpreter.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,6 +26,19 @@ import httpx
 import numpy as np
 
 LUA = Path(__file__).with_name("serving_wrk.lua")
+
+
+def load_arguments(parser: argparse.ArgumentParser, port: int, seconds: float) -> None:
+    """The options every load benchmark shares: data, model, rates, duration, where to cache."""
+    parser.add_argument("--dataset", default="amazon-beauty")
+    parser.add_argument("--model", default="ease", help="Strategy short name.")
+    parser.add_argument("--rps", type=float, default=200, help="Recommendation requests/s.")
+    parser.add_argument("--eps", type=float, default=1000, help="Events/s ingested meanwhile.")
+    parser.add_argument("--batch", type=int, default=100, help="Events per POST /v1/events.")
+    parser.add_argument("--connections", type=int, default=10, help="wrk connections (= threads).")
+    parser.add_argument("--seconds", type=float, default=seconds)
+    parser.add_argument("--port", type=int, default=port)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lmrec-bench")
 
 
 def cached_artifact(work: Path, dataset: str, model: str, params: Mapping[str, Any]) -> Path:

@@ -23,7 +23,15 @@ from typing import Any
 
 import httpx
 
-from _serving_common import cached_artifact, id_files, serve, start_wrk, summary, wrk_result
+from _serving_common import (
+    cached_artifact,
+    id_files,
+    load_arguments,
+    serve,
+    start_wrk,
+    summary,
+    wrk_result,
+)
 
 
 def swap(url: str, key: str, model: Path) -> dict[str, Any]:
@@ -49,17 +57,9 @@ def check(result: dict[str, Any], old: str, new: str) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="amazon-beauty")
-    parser.add_argument("--model", default="ease", help="Strategy short name.")
+    load_arguments(parser, port=8933, seconds=30)
     parser.add_argument("--old", default="{}", help="Hyperparameters of the first artefact.")
     parser.add_argument("--new", default='{"reg": 150.0}', help="... and of the second.")
-    parser.add_argument("--rps", type=float, default=200)
-    parser.add_argument("--eps", type=float, default=1000)
-    parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--connections", type=int, default=10)
-    parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--port", type=int, default=8933)
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lmrec-bench")
     args = parser.parse_args()
 
     old = cached_artifact(args.work, args.dataset, args.model, json.loads(args.old))

@@ -27,6 +27,7 @@ from _serving_common import (
     cached_artifact,
     cpu_seconds,
     id_files,
+    load_arguments,
     serve,
     start_wrk,
     summary,
@@ -58,17 +59,9 @@ def one_run(model: Path, root: Path, args: argparse.Namespace) -> dict[str, dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="amazon-beauty")
-    parser.add_argument("--model", default="ease", help="Strategy short name.")
+    load_arguments(parser, port=8932, seconds=30)
     parser.add_argument("--params", default="{}", help="Hyperparameters as JSON.")
-    parser.add_argument("--rps", type=float, default=200, help="Recommendation requests/s.")
-    parser.add_argument("--eps", type=float, default=1000, help="Events/s ingested meanwhile.")
-    parser.add_argument("--batch", type=int, default=100, help="Events per POST /v1/events.")
-    parser.add_argument("--connections", type=int, default=10, help="wrk connections (= threads).")
-    parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--port", type=int, default=8932)
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lmrec-bench")
     args = parser.parse_args()
 
     model = cached_artifact(args.work, args.dataset, args.model, json.loads(args.params))

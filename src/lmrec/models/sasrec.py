@@ -21,7 +21,7 @@ from pydantic import Field
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from lmrec.data.interactions import Histories
+from lmrec.data.interactions import Histories, Interactions
 from lmrec.errors import LmrecError
 from lmrec.evaluation.evaluator import EvalOptions, evaluate_model
 from lmrec.models._sequence import CausalTransformer, training_sequences
@@ -180,7 +180,7 @@ class SASRec(Recommender):
         """Hook after the best weights are restored."""
         self._table_cache = None
 
-    def _valid_sample(self, data: TrainingData):  # -> Interactions | None
+    def _valid_sample(self, data: TrainingData) -> Interactions | None:
         if data.valid is None or len(data.valid) == 0:
             return None
         v = data.valid
@@ -191,7 +191,7 @@ class SASRec(Recommender):
             v = v.select(np.isin(v.users, keep))
         return v
 
-    def _training_log(self, data: TrainingData, valid):  # -> Interactions
+    def _training_log(self, data: TrainingData, valid: Interactions | None) -> Interactions:
         """What the model trains on: the training split, plus validation rows if folded."""
         if valid is None or not self.config.fold_valid or data.valid is None:
             return data.interactions
