@@ -89,6 +89,7 @@ VARIANTS = {
     "sasrec-text-fuse": (TextSASRec, {"text": "fuse"}),
     "sasrec-text-init": (TextSASRec, {"text": "init"}),
     "sasrec-text-dual": (TextSASRec, {"text": "dual"}),
+    "sasrec-text-init-fuse": (TextSASRec, {"text": "init-fuse"}),
 }
 
 

@@ -129,7 +129,7 @@ def test_text_sasrec_needs_vectors():
         TextSASRec(FAST).fit(TrainingData(chain_log()))
 
 
-@pytest.mark.parametrize("mode", ["fuse", "dual"])
+@pytest.mark.parametrize("mode", ["fuse", "dual", "init-fuse"])
 def test_new_item_with_text_is_scored_from_its_text(mode):
     log = chain_log()
     vectors = chain_vectors(log.n_items)
@@ -140,7 +140,8 @@ def test_new_item_with_text_is_scored_from_its_text(mode):
     assert model.n_items == new + 1
     s = model.score(Histories.from_lists([[7, 8, 9], [new], [7, 8, 9, new]]))
     assert s.shape == (3, new + 1) and np.isfinite(s).all()
-    # Its ID embedding is zero, so it is scored from item 10's text: above the median after 7, 8, 9.
+    # Its ID embedding is zero (or text-initialised with "init-fuse"), so it is scored from
+    # item 10's text: above the median after 7, 8, 9.
     rank = int((s[0] > s[0, new]).sum())
     assert rank < new // 2, rank
 
@@ -161,7 +162,7 @@ def test_validation_of_unsampled_users_joins_training():
     assert plain._training_log(data, sampled) is split.train
 
 
-@pytest.mark.parametrize("mode", ["none", "fuse", "dual"])
+@pytest.mark.parametrize("mode", ["none", "fuse", "dual", "init-fuse"])
 def test_item_rows_match_the_full_table(mode):
     """Sampled training builds a few rows; they must equal the same rows of the full table."""
     from lmrec.models._sequence import CausalTransformer

@@ -64,6 +64,7 @@ class CausalTransformer(nn.Module):
     - "none": item table = ID embeddings;
     - "init": ID embeddings start from the text vectors' principal components;
     - "fuse": item table = ID embedding + learned linear adapter(text vector);
+    - "init-fuse": both: text-initialised ID embedding + adapter(text vector);
     - "dual": item table = [ID embedding | adapter(text)] halves, each normalised, so a
       collaborative and a semantic view share the dot product (in the spirit of LLM-ESR).
     """
@@ -99,9 +100,9 @@ class CausalTransformer(nn.Module):
             buf = torch.zeros(n_items + 1, text.shape[1])
             buf[1 : len(text) + 1] = torch.as_tensor(text[:n_items], dtype=torch.float32)
             self.register_buffer("text", buf)
-            if text_mode == "init":
+            if text_mode in ("init", "init-fuse"):
                 self._init_from_text(buf[1:], dim)
-            else:
+            if text_mode != "init":
                 self.adapter = nn.Linear(
                     text.shape[1], dim - id_dim if text_mode == "dual" else dim
                 )

@@ -363,11 +363,11 @@ class TextSASRecConfig(SASRecConfig):
     """`SASRec` hyperparameters plus how item text vectors enter the item table.
 
     `text`: "fuse" (ID embedding + learned adapter of the text vector), "init" (ID
-    embeddings initialised from the text vectors' principal components) or "dual"
-    (normalised ID and text halves side by side).
+    embeddings initialised from the text vectors' principal components), "init-fuse"
+    (both) or "dual" (normalised ID and text halves side by side).
     """
 
-    text: Literal["fuse", "init", "dual"] = "fuse"
+    text: Literal["fuse", "init", "init-fuse", "dual"] = "fuse"
 
 
 class TextSASRec(SASRec):
@@ -387,8 +387,8 @@ class TextSASRec(SASRec):
 
     def _finish(self, data: TrainingData) -> None:
         super()._finish(data)
-        if self.config.text == "init":
-            return
+        if self.config.text in ("init", "init-fuse"):
+            return  # unseen items keep their text-initialised ID rows
         counts = np.bincount(data.interactions.items, minlength=self.n_items)[: self.n_items]
         unseen = torch.from_numpy(np.flatnonzero(counts == 0) + 1)
         with torch.no_grad():
