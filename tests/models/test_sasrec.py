@@ -173,3 +173,21 @@ def test_item_rows_match_the_full_table(mode):
     with torch.no_grad():
         assert torch.allclose(net.item_rows(tokens), net.item_table()[tokens])
         assert torch.count_nonzero(net.item_rows(torch.tensor([0]))) == 0
+
+
+def test_text_dropout_only_while_training():
+    from lmrec.models._sequence import CausalTransformer
+
+    net = CausalTransformer(
+        10, 8, 1, 1, 5, 0.0, text=chain_vectors(10), text_mode="fuse", text_dropout=0.5
+    )
+    tokens = torch.arange(1, 11)
+    with torch.no_grad():
+        net.eval()
+        a, b = net.item_rows(tokens), net.item_rows(tokens)
+        assert torch.equal(a, b)
+        # Eval mode = the adapter on the whole text vector.
+        expected = net.item(tokens) + net.adapter(net.text[tokens])
+        assert torch.allclose(a, expected)
+        net.train()
+        assert not torch.allclose(net.item_rows(tokens), a)

@@ -67,6 +67,8 @@ class CausalTransformer(nn.Module):
     - "init-fuse": both: text-initialised ID embedding + adapter(text vector);
     - "dual": item table = [ID embedding | adapter(text)] halves, each normalised, so a
       collaborative and a semantic view share the dot product (in the spirit of LLM-ESR).
+    `text_dropout` drops text-vector features at the adapter's input while training, so the
+    adapter cannot memorise items from their exact vectors.
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class CausalTransformer(nn.Module):
         dropout: float,
         text: np.ndarray | None = None,
         text_mode: str = "none",
+        text_dropout: float = 0.0,
     ):
         super().__init__()
         self.text_mode = text_mode
@@ -94,6 +97,7 @@ class CausalTransformer(nn.Module):
         self.blocks = nn.ModuleList(_Block(dim, n_heads, dropout) for _ in range(n_blocks))
         self.norm = nn.LayerNorm(dim)
         self.adapter: nn.Module | None = None
+        self.text_drop = nn.Dropout(text_dropout)
         if text_mode != "none":
             if text is None:
                 raise ValueError(f"text_mode {text_mode!r} needs item text vectors")
@@ -133,7 +137,7 @@ class CausalTransformer(nn.Module):
             table = ids
         else:
             text: torch.Tensor = self.text  # type: ignore[assignment]  # a registered buffer
-            sem = self.adapter(text[tokens])
+            sem = self.adapter(self.text_drop(text[tokens]))
             if self.text_mode == "dual":
                 table = torch.cat([F.normalize(ids, dim=-1), F.normalize(sem, dim=-1)], dim=-1)
                 table = table * (0.02 * math.sqrt(table.shape[1] / 2))

@@ -12,7 +12,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -91,12 +91,15 @@ class SASRec(Recommender):
     `training_log_` holds per-epoch loss, validation NDCG@10, wall and CPU seconds.
     """
 
-    Config = SASRecConfig
+    Config: ClassVar[type[SASRecConfig]] = SASRecConfig
     uses_validation = True
     config: SASRecConfig
 
     def _text_mode(self) -> str:
         return "none"
+
+    def _text_dropout(self) -> float:
+        return 0.0
 
     # ---- training -------------------------------------------------------------------
 
@@ -111,6 +114,7 @@ class SASRec(Recommender):
             c.dropout,
             text=item_vectors,
             text_mode=self._text_mode(),
+            text_dropout=self._text_dropout(),
         ).to(c.device)
 
     def _fit(self, data: TrainingData) -> None:
@@ -364,10 +368,12 @@ class TextSASRecConfig(SASRecConfig):
 
     `text`: "fuse" (ID embedding + learned adapter of the text vector), "init" (ID
     embeddings initialised from the text vectors' principal components), "init-fuse"
-    (both) or "dual" (normalised ID and text halves side by side).
+    (both) or "dual" (normalised ID and text halves side by side); `text_dropout`: dropout
+    on the text vector at the adapter's input while training (not used by "init").
     """
 
     text: Literal["fuse", "init", "init-fuse", "dual"] = "fuse"
+    text_dropout: float = Field(0.0, ge=0.0, lt=1.0)
 
 
 class TextSASRec(SASRec):
@@ -384,6 +390,9 @@ class TextSASRec(SASRec):
 
     def _text_mode(self) -> str:
         return self.config.text
+
+    def _text_dropout(self) -> float:
+        return self.config.text_dropout
 
     def _finish(self, data: TrainingData) -> None:
         super()._finish(data)
