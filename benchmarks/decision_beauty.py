@@ -20,7 +20,11 @@ accuracy-diversity curve, and multi-interest vs a single profile on multi-intere
 
 `--tune` measures on validation instead of test, for choosing settings without
 touching the test split: half the validation users train the fusion ranker, the
-other half are the targets (history = training log), and nothing is refit.
+other half are the targets (history = training log), and nothing is refit. With
+`--folds 2` (sections mmr and interests) it cross-fits instead: each half's ranker
+scores the other half, so every validation user is a target (half/half left ~470
+targets on ml-100k, too few to tell MMR settings apart). `--mmr-scales minmax,exp`
+sweeps how MMR scales the fused relevance (`Fused.mmr_relevance`).
 The JSON follows `lmrec evaluate`'s layout plus `mmr_curve` and `interests`, so
 `write_report` draws the accuracy-diversity plot and the per-interest table.
 """
@@ -107,8 +111,14 @@ class Bench:
         return res
 
 
-def make_bench(s: Setup, tune: bool, seed: int) -> Bench:
-    """Test-time bench, or with `tune` a validation bench (see the module docstring)."""
+def make_bench(s: Setup, tune: bool, seed: int, fold: int = 0, folds: int = 1) -> Bench:
+    """Test-time bench, or with `tune` a validation bench (see the module docstring).
+
+    `folds` > 1 (with `tune`) splits the validation users into that many parts at
+    random; fold `fold`'s bench trains the fusion ranker on the other parts and takes
+    part `fold` as the targets, so the folds together score every validation user
+    (a cross-fit). `folds = 1` is the half/half split: half trains, half are targets.
+    """
     opts = EvalOptions(ks=(10, 20))
     pop = s.split.train.item_counts
     attrs = s.dataset.catalog.attribute_vectors()
@@ -126,12 +136,16 @@ def make_bench(s: Setup, tune: bool, seed: int) -> Bench:
         )
     valid = s.split.valid
     users = np.flatnonzero(valid.user_counts > 0)
-    half = np.random.default_rng(seed + 1).permutation(users)[: len(users) // 2]
-    in_a = np.isin(valid.users, half)
+    perm = np.random.default_rng(seed + 1).permutation(users)
+    if folds <= 1:
+        target_users = perm[len(users) // 2 :]
+    else:
+        target_users = np.array_split(perm, folds)[fold]
+    in_a = ~np.isin(valid.users, target_users)
     data = TrainingData(s.split.train, s.dataset.catalog, s.vectors, valid.select(in_a))
     targets = valid.select(~in_a)
     if s.test is not s.split.test:  # --max-users: sample the tuning targets as many
-        n = len(np.unique(s.test.users))
+        n = len(np.unique(s.test.users)) // max(folds, 1)
         keep = np.random.default_rng(seed).choice(np.unique(targets.users), n, replace=False)
         targets = targets.select(np.isin(targets.users, keep))
     no_valid = TrainingData(s.split.train, s.dataset.catalog, s.vectors, None)
@@ -168,62 +182,84 @@ def fusion_section(
 
 
 def mmr_section(
-    bench: Bench,
-    fused: Fused,
+    folds: list[tuple[Bench, Fused]],
     lambdas: list[float],
     spaces: list[str],
     depths: list[int],
     penalties: list[str],
     seed: int,
     max_users: int | None = None,
+    scales: tuple[str, ...] = ("minmax",),
 ) -> dict[str, list[dict[str, Any]]]:
-    """NDCG@10 and diversity@10 along the MMR lambda, one curve per (space, pool depth).
+    """NDCG@10 and diversity@10 along the MMR lambda, one curve per (space, pool depth,
+    penalty, relevance scale).
 
     Only the re-ranker changes, so each batch's fused relevance is computed once and
     re-ranked at every setting (`Fused.rerank_relevance`); the lists are scored with the
-    evaluator's own metric functions (history excluded, full ranking). `max_users`
-    samples the users (the sweep re-ranks every list at every setting).
+    evaluator's own metric functions (history excluded, full ranking). `folds` are
+    (bench, fitted model) pairs whose target users are pooled (the cross-fit tune; one
+    pair otherwise). `max_users` samples each fold's users (the sweep re-ranks every
+    list at every setting).
     """
-    users = np.flatnonzero(bench.targets.user_counts > 0)
-    if max_users is not None and len(users) > max_users:
-        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
-    hist_csr = bench.history.matrix(binary=True)
-    n_items = bench.history.n_items
     settings = [
-        (sp_, d, pen, lam) for sp_ in spaces for pen in penalties for d in depths for lam in lambdas
+        (sp_, d, pen, sc, lam)
+        for sp_ in spaces
+        for pen in penalties
+        for sc in scales
+        for d in depths
+        for lam in lambdas
     ]
-    tops = {key: np.full((len(users), 20), -1, dtype=np.int64) for key in settings}
-    base_cfg = fused.config
+    tops: dict[tuple[Any, ...], list[np.ndarray]] = {key: [] for key in settings}
+    truths: list[sp.csr_matrix] = []
     t0 = time.perf_counter()
-    for lo in range(0, len(users), 256):
-        rows = users[lo : lo + 256]
-        h = bench.history.histories(rows)
-        rel = fused.relevance(h)
+    bench = folds[0][0]
+    n_items = bench.history.n_items
+    for bench, fused in folds:
+        users = np.flatnonzero(bench.targets.user_counts > 0)
+        if max_users is not None and len(users) > max_users:
+            users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+        hist_csr = bench.history.matrix(binary=True)
+        base_cfg = fused.config
+        fold_tops = {key: np.full((len(users), 20), -1, dtype=np.int64) for key in settings}
+        for lo in range(0, len(users), 256):
+            rows = users[lo : lo + 256]
+            h = bench.history.histories(rows)
+            rel = fused.relevance(h)
+            for key in settings:
+                space, depth, penalty, scale, lam = key
+                fused.config = base_cfg.model_copy(
+                    update={
+                        "mmr_space": space,
+                        "rerank_depth": depth,
+                        "mmr_penalty": penalty,
+                        "mmr_relevance": scale,
+                        "mmr_lambda": lam,
+                    }
+                )
+                scores = fused.rerank_relevance(rel, h)[:, :n_items]
+                exclude(scores, hist_csr[rows])
+                fold_tops[key][lo : lo + len(rows)] = top_k(scores, 20)
+        fused.config = base_cfg
         for key in settings:
-            space, depth, penalty, lam = key
-            fused.config = base_cfg.model_copy(
-                update={
-                    "mmr_space": space,
-                    "rerank_depth": depth,
-                    "mmr_penalty": penalty,
-                    "mmr_lambda": lam,
-                }
-            )
-            scores = fused.rerank_relevance(rel, h)[:, :n_items]
-            exclude(scores, hist_csr[rows])
-            tops[key][lo : lo + len(rows)] = top_k(scores, 20)
-    fused.config = base_cfg
+            tops[key].append(fold_tops[key])
+        truths.append(bench.targets.matrix(binary=True)[users])
     print(f"mmr sweep: {time.perf_counter() - t0:.0f}s", flush=True)
-    t = bench.targets.matrix(binary=True)[users]
+    joined = {key: np.concatenate(v) for key, v in tops.items()}
+    t = sp.vstack(truths).tocsr()
     n_rel = np.diff(t.indptr)
     dense = t.toarray() > 0
     curves: dict[str, list[dict[str, Any]]] = {}
-    for space, depth, penalty in dict.fromkeys(k[:3] for k in settings):
-        keys = [(space, depth, penalty, lam) for lam in lambdas]
-        per_user = {k: _list_metrics(tops[k], dense, n_rel, bench) for k in keys}
-        ref = per_user[(space, depth, penalty, max(lambdas))]
-        name = f"fused (MMR {penalty}-sim on {space}, pool {depth})"
-        curves[name] = [_curve_point(k[3], per_user[k], ref, tops[k], n_items, seed) for k in keys]
+    for space, depth, penalty, scale in dict.fromkeys(k[:4] for k in settings):
+        keys = [(space, depth, penalty, scale, lam) for lam in lambdas]
+        per_user = {k: _list_metrics(joined[k], dense, n_rel, bench) for k in keys}
+        ref = per_user[(space, depth, penalty, scale, max(lambdas))]
+        rel_part = "" if scale == "minmax" else f", {scale} relevance"
+        name = f"fused (MMR {penalty}-sim on {space}, pool {depth}{rel_part})"
+        if penalty == "coverage":
+            name = f"fused (MMR coverage on {space}, pool {depth}{rel_part})"
+        curves[name] = [
+            _curve_point(k[4], per_user[k], ref, joined[k], n_items, seed) for k in keys
+        ]
     return curves
 
 
@@ -323,6 +359,74 @@ def interest_section(
     return {"multi-interest": res_mi, "single-profile": res_single}, segments, claims
 
 
+def _interest_diffs(
+    params: dict[str, Any],
+    fit_data: TrainingData,
+    history: Interactions,
+    targets: Interactions,
+    popularity: np.ndarray,
+    min_share: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Users spanning >= 2 interests (as `interest_section` counts them) and, per user,
+    recall@20 of multi-interest minus the single-profile model."""
+    opts = EvalOptions(ks=(10, 20))
+    mi = MultiInterest(params).fit(fit_data)
+    res_mi = evaluate_model(mi, history, targets, popularity, fit_data.item_vectors, opts)
+    single = MultiInterest({**params, "merge": "weighted"}).fit(fit_data)
+    res_single = evaluate_model(single, history, targets, popularity, fit_data.item_vectors, opts)
+    n_int = np.array(
+        [
+            sum(1 for i in mi.interests(history.history(int(u))) if i.weight >= min_share)
+            for u in res_mi.users
+        ]
+    )
+    idx = np.flatnonzero(n_int >= 2)
+    diff = res_mi.per_user["recall@20"][idx] - res_single.per_user["recall@20"][idx]
+    return res_mi.users[idx], diff
+
+
+def interest_both_items(
+    s: Setup, params: dict[str, Any], min_share: float, seed: int, n_resamples: int = 10000
+) -> dict[str, Any]:
+    """Multi-interest minus single profile on both held-out items of each user.
+
+    Neither model learns from validation, so the validation item (history = training
+    log, models fit on it) is as held out as the test item (history = train + valid).
+    Users are counted per split exactly as on test (>= 2 interests in that split's
+    history). The pooled difference is a mean over (user, item) pairs with a bootstrap
+    over users (a user's two items resampled together).
+    """
+    train_only = TrainingData(s.split.train, s.dataset.catalog, s.vectors, None)
+    pop = s.split.train.item_counts
+    parts = {
+        "valid": _interest_diffs(params, train_only, s.split.train, s.split.valid, pop, min_share),
+        "test": _interest_diffs(
+            params, s.data.merged(), s.split.test_history, s.test, pop, min_share
+        ),
+    }
+    per_user: dict[int, list[float]] = {}
+    out: dict[str, Any] = {}
+    for name, (users, diff) in parts.items():
+        out[name] = {"diff": float(diff.mean()) if len(diff) else float("nan"), "n": len(diff)}
+        for u, d in zip(users.tolist(), diff.tolist(), strict=True):
+            per_user.setdefault(int(u), []).append(d)
+    if not per_user:
+        return out
+    sums = np.array([sum(v) for v in per_user.values()])
+    counts = np.array([len(v) for v in per_user.values()])
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(sums), size=(n_resamples, len(sums)))
+    means = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
+    out["pooled"] = {
+        "diff": float(sums.sum() / counts.sum()),
+        "ci95": [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))],
+        "p_bootstrap": float(min(1.0, 2 * min((means <= 0).mean(), (means >= 0).mean()))),
+        "n_items": int(counts.sum()),
+        "n_users": len(sums),
+    }
+    return out
+
+
 def _segment(res: ModelEvaluation, idx: np.ndarray, seed: int) -> dict[str, Any]:
     v = res.per_user["recall@20"][idx]
     out: dict[str, Any] = {
@@ -351,49 +455,88 @@ def main() -> None:
     p.add_argument("--sections", default="fusion,mmr,interests")
     p.add_argument("--max-users", type=int, default=None, help="Sample this many test users.")
     p.add_argument("--min-share", type=float, default=0.2)
+    p.add_argument(
+        "--interest-both-items",
+        action="store_true",
+        help="Also measure multi-interest vs one profile on each user's validation item "
+        "and pool it with the test item (neither model learns from validation).",
+    )
     p.add_argument("--tune", action="store_true", help="Measure on held-out validation users.")
+    p.add_argument(
+        "--folds",
+        type=int,
+        default=1,
+        help="With --tune: cross-fit over this many folds of the validation users "
+        "(each fold's fusion ranker learns on the others), so every user is a target.",
+    )
+    p.add_argument("--mmr-scales", default="minmax", help="MMR relevance scales: minmax,exp.")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/decision.json"))
     p.add_argument("--report", type=Path, default=None)
     args = p.parse_args()
 
     s = setup(args.dataset, args.data_dir, args.max_users, args.seed)
+    folds = args.folds if args.tune else 1
     bench = make_bench(s, args.tune, args.seed)
     names = [n.strip() for n in args.strategies.split(",") if n.strip()]
     params: dict[str, dict[str, Any]] = json.loads(args.params)
     sections = set(args.sections.split(","))
+    if folds > 1 and "fusion" in sections:
+        p.error("--folds > 1 is for the mmr and interests sections (the MMR tune)")
     results: dict[str, ModelEvaluation] = {}
     claims: dict[str, Any] = {}
     doc: dict[str, Any] = {}
     fused: Fused | None = None
+    fitted_folds: list[tuple[Bench, Fused]] = []
     if "fusion" in sections or "mmr" in sections:
         singles = names if "fusion" in sections else []
         if singles:
             results, fused, claims = fusion_section(
                 bench, names, params, json.loads(args.fused), args.seed
             )
+            fitted_folds = [(bench, fused)]
         else:
-            fused = Fused(
-                strategies=tuple(names),
-                strategy_params={n: params[n] for n in names if n in params},
-                **json.loads(args.fused),
-            )
-            results["fused"] = bench.run("fused", fused)
+            for fold in range(folds):
+                fold_bench = (
+                    make_bench(s, args.tune, args.seed, fold, folds) if folds > 1 else bench
+                )
+                fused = Fused(
+                    strategies=tuple(names),
+                    strategy_params={n: params[n] for n in names if n in params},
+                    **json.loads(args.fused),
+                )
+                label = "fused" if folds == 1 else f"fused (fold {fold + 1}/{folds})"
+                results[label] = fold_bench.run(label, fused)
+                fitted_folds.append((fold_bench, fused))
+        assert fused is not None
         doc["fusion_weights"] = fused.feature_weights
         doc["fused_config"] = fused.config.model_dump(mode="json")
-    if "mmr" in sections and fused is not None:
+    if "mmr" in sections and fitted_folds:
         curves = mmr_section(
-            bench,
-            fused,
+            fitted_folds,
             [float(x) for x in args.lambdas.split(",")],
             args.mmr_spaces.split(","),
             [int(x) for x in args.mmr_depths.split(",")],
             args.mmr_penalties.split(","),
             args.seed,
             args.mmr_users,
+            tuple(args.mmr_scales.split(",")),
         )
         doc["mmr_curve"] = curves
         claims.update(mmr_claims(curves))
+    if folds > 1:
+        # Nothing below learns from validation: every validation user is a target.
+        bench = Bench(
+            bench.refit_data,
+            bench.refit_data,
+            s.split.train,
+            s.split.valid,
+            bench.popularity,
+            bench.vectors,
+            bench.attributes,
+            bench.opts,
+            "train",
+        )
     if "interests" in sections:
         found, segments, more = interest_section(
             bench,
@@ -406,7 +549,12 @@ def main() -> None:
         results.update(found)
         doc["interests"] = segments
         claims.update(more)
+        if args.interest_both_items and not args.tune:
+            claims["multi_minus_single_recall@20_on_2+_interests_both_items"] = interest_both_items(
+                s, params.get("multi-interest", {}), args.min_share, args.seed
+            )
 
+    n_targets = sum(len(r.users) for n, r in results.items() if n.startswith("fused (fold"))
     first = next(iter(results.values()))
     doc = {
         "dataset": s.dataset.name,
@@ -414,7 +562,7 @@ def main() -> None:
         "n_users": s.dataset.n_users,
         "n_items": s.dataset.n_items,
         "n_interactions": len(s.dataset.interactions),
-        "n_test_users": len(first.users),
+        "n_test_users": n_targets or len(first.users),
         "ks": [10, 20],
         **run_info(),
         "results": {n: _row(r, args.seed) for n, r in results.items()},

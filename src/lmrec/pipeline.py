@@ -31,7 +31,7 @@ from lmrec.data.interactions import Histories
 from lmrec.data.vocabulary import Vocabulary
 from lmrec.errors import LmrecError
 from lmrec.models.base import Recommender
-from lmrec.ranking.rerank import RerankOptions, rerank
+from lmrec.ranking.rerank import MmrPenalty, MmrRelevance, RerankOptions, rerank
 from lmrec.ranking.topk import top_k
 
 if TYPE_CHECKING:
@@ -58,7 +58,8 @@ class Query:
     lower the items that match them.
 
     Re-ranking knobs (None = the model's default, see `RerankOptions`):
-    `mmr_lambda` (1 = relevance only), `exposure_cap` items per `exposure_field`
+    `mmr_lambda` (1 = relevance only), `mmr_penalty` ("max" or "mean" similarity),
+    `mmr_relevance` ("minmax" or "exp" scaling), `exposure_cap` items per `exposure_field`
     value, `boosts` attribute token -> boost in standard deviations
     (`{"brand=Acme": 1.0}`). `context` (e.g. `{"hour": 21, "device": "mobile"}`)
     feeds a learned fusion's context features. `explain=False` skips explanations.
@@ -74,6 +75,8 @@ class Query:
     use_trained_history: bool = True
     text: str | None = None
     mmr_lambda: float | None = None
+    mmr_penalty: MmrPenalty | None = None
+    mmr_relevance: MmrRelevance | None = None
     exposure_cap: int | None = None
     exposure_field: str | None = None
     boosts: Mapping[str, float] = field(default_factory=dict)
@@ -402,6 +405,10 @@ class Pipeline:
         changes: dict[str, Any] = {}
         if query.mmr_lambda is not None:
             changes["mmr_lambda"] = query.mmr_lambda
+        if query.mmr_penalty is not None:
+            changes["mmr_penalty"] = query.mmr_penalty
+        if query.mmr_relevance is not None:
+            changes["mmr_relevance"] = query.mmr_relevance
         if query.exposure_cap is not None:
             changes["exposure_cap"] = query.exposure_cap
         if query.exposure_field is not None:

@@ -12,6 +12,7 @@ from lmrec.data.loaders import load_dataset
 from lmrec.data.splitting import split
 from lmrec.errors import ConfigError
 from lmrec.evaluation import evaluate_model
+from lmrec.evaluation.runner import parse_params
 from lmrec.models import TrainingData
 from lmrec.models.names import resolve_strategy
 from lmrec.ranking.decision import Fused, FusedConfig
@@ -105,3 +106,30 @@ def test_rerank_relevance_is_the_score_and_reuses_one_relevance(sample_split) ->
         rel, h, model.config.model_copy(update={"mmr_lambda": 1.0}).rerank_options()
     )
     np.testing.assert_array_equal(plain, rel)
+
+
+def test_mmr_relevance_scale_from_config(sample_split) -> None:  # type: ignore[no-untyped-def]
+    s, data, _ = sample_split
+    cfg = Fused(mmr_relevance="exp", mmr_penalty="mean").config
+    assert cfg.rerank_options().mmr_relevance == "exp"
+    # As `lmrec evaluate --param fused.mmr_relevance=exp` passes it.
+    params = parse_params(["fused.mmr_relevance=exp", "fused.mmr_lambda=0.4"])["fused"]
+    assert Fused(params).config.rerank_options().mmr_relevance == "exp"
+    with pytest.raises(ConfigError, match="mmr_relevance"):
+        Fused(mmr_relevance="softmax")
+    model = Fused(
+        strategies=("ease", "content"),
+        mmr_space="attributes",
+        mmr_penalty="mean",
+        mmr_relevance="exp",
+        mmr_lambda=0.4,
+    ).fit(data)
+    h = s.test_history.histories(np.arange(30))
+    rel = model.relevance(h)
+    plain = model.config.model_copy(update={"mmr_lambda": 1.0}).rerank_options()
+    np.testing.assert_array_equal(model.rerank_relevance(rel, h, plain), rel)
+    diverse = model.rerank_relevance(rel, h)
+    minmax = model.rerank_relevance(
+        rel, h, model.config.model_copy(update={"mmr_relevance": "minmax"}).rerank_options()
+    )
+    assert not np.array_equal(diverse, rel) and not np.array_equal(diverse, minmax)

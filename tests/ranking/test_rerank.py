@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from lmrec.ranking.rerank import RerankOptions, exposure_cap, mmr, rerank, suppress_similar
+from lmrec.ranking.rerank import (
+    RerankOptions,
+    exposure_cap,
+    mmr,
+    rerank,
+    scale_relevance,
+    suppress_similar,
+)
 
 # Items 0 and 1 point the same way; 2 is orthogonal to both; 3 is between.
 VECTORS = np.array([[1, 0], [1, 0], [0, 1], [0.7071, 0.7071]], dtype=np.float32)
@@ -75,3 +82,34 @@ def test_mmr_mean_penalty_weighs_every_picked_item_not_just_the_closest() -> Non
     rel = np.array([10.0, 9.9, 9.0, 8.9, 0.0])  # 0 and 1 are picked first at lambda 0.8
     assert mmr(items, rel, vectors, 0.8, 3, "max")[2] == 3
     assert mmr(items, rel, vectors, 0.8, 3, "mean")[2] == 2
+
+
+def test_scale_relevance_by_hand() -> None:
+    r = np.array([4.0, 3.0, 3.0, 1.0])
+    np.testing.assert_allclose(scale_relevance(r, "minmax"), [1.0, 2 / 3, 2 / 3, 0.0])
+    np.testing.assert_allclose(scale_relevance(np.log([1.0, 0.5, 0.25]), "exp"), [1.0, 0.5, 0.25])
+    np.testing.assert_allclose(scale_relevance(np.array([2.0, 2.0]), "minmax"), [1.0, 1.0])
+
+
+# Items 0 and 1 alike, 2 and 3 alike and orthogonal to them.
+PAIRS = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=np.float32)
+
+
+def test_mmr_exp_scale_keeps_a_strong_second_item_over_a_flat_tail() -> None:
+    # Logits 0, -0.5, -1, -10. Min-max (1, 0.95, 0.9, 0): the outlier squeezes the top,
+    # 0.85 * 0.95 - 0.15 = 0.658 < 0.85 * 0.9 = 0.765, so item 2. Exp (1, 0.607, 0.368, 0):
+    # 0.85 * 0.607 - 0.15 = 0.366 > 0.85 * 0.368 = 0.313, so item 1 stays.
+    rel = np.array([0.0, -0.5, -1.0, -10.0])
+    np.testing.assert_array_equal(mmr(ITEMS, rel, PAIRS, 0.85, 2, "max", "minmax"), [0, 2])
+    np.testing.assert_array_equal(mmr(ITEMS, rel, PAIRS, 0.85, 2, "max", "exp"), [0, 1])
+    # The exp scale ignores the weakest candidate: dropping item 3 changes nothing.
+    np.testing.assert_array_equal(mmr(ITEMS[:3], rel[:3], PAIRS[:3], 0.85, 2, "max", "exp"), [0, 1])
+    # Lambda 1 is the relevance order on either scale.
+    np.testing.assert_array_equal(mmr(ITEMS, rel, PAIRS, 1.0, 4, "mean", "exp"), [0, 1, 2, 3])
+
+
+def test_rerank_passes_the_relevance_scale_to_mmr() -> None:
+    rel = np.array([0.0, -0.5, -1.0, -10.0])
+    for scale, second in (("minmax", 2), ("exp", 1)):
+        opts = RerankOptions(mmr_lambda=0.85, mmr_relevance=scale)  # type: ignore[arg-type]
+        np.testing.assert_array_equal(rerank(ITEMS, rel, opts, 2, vectors=PAIRS).items, [0, second])

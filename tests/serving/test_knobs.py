@@ -48,6 +48,33 @@ def test_exposure_cap_and_mmr_change_the_list(client: TestClient, keys: dict[str
     assert [i["item_id"] for i in diverse] != [i["item_id"] for i in relevance]
 
 
+def test_mmr_penalty_and_relevance_scale_are_per_request_knobs(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    def ids(lam: float, penalty: str, scale: str) -> list[str]:
+        items = _rec(
+            client,
+            keys["read"],
+            history=["s0", "s1"],
+            mmr_lambda=lam,
+            mmr_penalty=penalty,
+            mmr_relevance=scale,
+        )
+        return [i["item_id"] for i in items]
+
+    classic = ids(0.7, "max", "minmax")
+    assert ids(0.7, "mean", "minmax") != classic
+    assert ids(0.7, "max", "exp") != classic
+    # At lambda 1 MMR is the relevance order, whatever its redundancy term or scale.
+    assert ids(1.0, "mean", "exp") == ids(1.0, "max", "minmax")
+    r = client.post(
+        "/v1/recommendations",
+        json={"history": ["s0"], "mmr_penalty": "sum"},
+        headers=auth(keys["read"]),
+    )
+    assert r.status_code == 422 and "mmr_penalty" in r.text
+
+
 def test_boosts_lift_the_boosted_attribute(client: TestClient, keys: dict[str, str]) -> None:
     plain = [i["item_id"] for i in _rec(client, keys["read"], history=["s0", "s1"], k=3)]
     boosted = _rec(

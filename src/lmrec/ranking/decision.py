@@ -39,7 +39,7 @@ from lmrec.ranking.fusion import (
     feature_names,
     reciprocal_rank_fusion,
 )
-from lmrec.ranking.rerank import RerankOptions, rerank
+from lmrec.ranking.rerank import MmrPenalty, MmrRelevance, RerankOptions, rerank
 from lmrec.ranking.topk import top_k
 
 __all__ = ["Attribution", "Fused", "FusedConfig"]
@@ -58,7 +58,9 @@ class FusedConfig(ModelConfig):
     (an evaluation at K <= `rerank_k` sees exactly the re-ranked list); `mmr_space` the
     item space MMR measures similarity in (`text` vectors, or `attributes`: the item's
     attribute tokens, e.g. genres, where text vectors of one domain are all alike) and
-    `mmr_penalty` its redundancy term (`max` or `mean` similarity, see `RerankOptions`); `seed`.
+    `mmr_penalty` its redundancy term (`max` or `mean` similarity) and `mmr_relevance` how
+    the fused relevance is scaled before mixing (`minmax` over the pool, or `exp`: the
+    fused logit as odds against the best candidate; see `RerankOptions`); `seed`.
     """
 
     strategies: tuple[str, ...] = ("ease", "itemknn", "content", "multi-interest")
@@ -76,7 +78,8 @@ class FusedConfig(ModelConfig):
     rerank_depth: int = Field(100, ge=1)
     rerank_k: int = Field(20, ge=1)
     mmr_space: Literal["text", "attributes"] = "text"
-    mmr_penalty: Literal["max", "mean"] = "max"
+    mmr_penalty: MmrPenalty = "max"
+    mmr_relevance: MmrRelevance = "minmax"
     seed: int = 0
 
     @field_validator("strategies", mode="before")
@@ -110,6 +113,7 @@ class FusedConfig(ModelConfig):
             boosts=self.boosts,
             depth=self.rerank_depth,
             mmr_penalty=self.mmr_penalty,
+            mmr_relevance=self.mmr_relevance,
         )
 
 

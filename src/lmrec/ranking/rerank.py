@@ -9,7 +9,9 @@ position after every step, so explanations can say how a knob moved an item.
   they are not interested in.
 - `boost`: add business boosts to items with given attribute tokens.
 - `mmr`: maximal marginal relevance, `lambda * relevance - (1 - lambda) * max
-  similarity to what is already chosen`; lambda 1 is the relevance order.
+  similarity to what is already chosen`; lambda 1 is the relevance order. Options:
+  the redundancy term (`max` or `mean` similarity) and how relevance is put on a
+  [0, 1] scale before mixing (`minmax` over the candidates, or `exp`).
 - `exposure_cap`: at most `cap` items per group (brand, provider) in the list.
 
 Attribute filters and exclusions are masks applied before any of these
@@ -27,14 +29,22 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "MmrPenalty",
+    "MmrRelevance",
     "RerankOptions",
     "RerankResult",
     "boost",
     "exposure_cap",
     "mmr",
     "rerank",
+    "scale_relevance",
     "suppress_similar",
 ]
+
+#: MMR's redundancy term (see `mmr`).
+MmrPenalty = Literal["max", "mean"]
+#: How MMR scales relevance to [0, 1] before mixing (see `mmr`).
+MmrRelevance = Literal["minmax", "exp"]
 
 
 class RerankOptions(BaseModel):
@@ -50,7 +60,13 @@ class RerankOptions(BaseModel):
     `depth` how many top candidates the list-wise re-rankers consider; `mmr_penalty`
     how MMR measures redundancy with the items already picked: `max` similarity (the
     classic MMR) or `mean` similarity (the greedy step of intra-list diversity itself,
-    which is a mean over pairs, so it buys more of that diversity per relevance lost).
+    which is a mean over pairs, so it buys more of that diversity per relevance lost);
+    `mmr_relevance` how relevance is scaled to [0, 1] before it is mixed with the
+    redundancy term: `minmax` over the candidates (the default) or `exp`
+    (`exp(relevance - max)`: relevance read as a logit, each candidate's odds against
+    the best one; the scale no longer depends on the weakest candidate in the pool,
+    and a few strong items stay far above a flat tail; meant for logits such as the
+    learned fusion's, since scores of a small range, like RRF's, all map near 1).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -62,7 +78,8 @@ class RerankOptions(BaseModel):
     negative_penalty: float = Field(default=2.0, ge=0.0)
     negative_threshold: float = Field(default=0.5, ge=-1.0, le=1.0)
     depth: int = Field(default=100, ge=1)
-    mmr_penalty: Literal["max", "mean"] = "max"
+    mmr_penalty: MmrPenalty = "max"
+    mmr_relevance: MmrRelevance = "minmax"
 
     @property
     def list_wise(self) -> bool:
@@ -141,20 +158,37 @@ def boost(
     return scores + np.asarray(attributes @ w).ravel()
 
 
+def scale_relevance(relevance: np.ndarray, how: MmrRelevance = "minmax") -> np.ndarray:
+    """Relevance on a [0, 1] scale with the best candidate at 1 (any order in and out).
+
+    `minmax`: `(r - min) / (max - min)` (all 1 when equal); `exp`: `exp(r - max)`, the
+    odds against the best candidate when `r` is a logit.
+    """
+    r = np.asarray(relevance, dtype=np.float64)
+    if not len(r):
+        return r
+    if how == "exp":
+        return np.exp(r - r.max())  # type: ignore[no-any-return]
+    span = r.max() - r.min()
+    return (r - r.min()) / span if span > 0 else np.ones_like(r)  # type: ignore[no-any-return]
+
+
 def mmr(
     items: np.ndarray,
     relevance: np.ndarray,
     vectors: np.ndarray,
     lam: float,
     k: int,
-    penalty: Literal["max", "mean"] = "max",
+    penalty: MmrPenalty = "max",
+    scale: MmrRelevance = "minmax",
 ) -> np.ndarray:
     """Greedy maximal marginal relevance over candidates `items` (any order; `vectors` row-aligned).
 
     Picks, `k` times, the candidate maximising `lam * rel - (1 - lam) * sim`, where
-    `rel` is relevance min-max scaled to [0, 1] and `sim` the largest (`penalty="max"`)
-    or mean (`"mean"`) cosine to the items already picked (0 for the first pick). Ties
-    go to the earlier candidate in relevance order. `lam = 1` returns the relevance order.
+    `rel` is relevance scaled to [0, 1] by `scale` (see `scale_relevance`) and `sim`
+    the largest (`penalty="max"`) or mean (`"mean"`) cosine to the items already
+    picked (0 for the first pick). Ties go to the earlier candidate in relevance order.
+    `lam = 1` returns the relevance order.
     """
     items = np.asarray(items)
     relevance = np.asarray(relevance, dtype=np.float64)
@@ -163,8 +197,7 @@ def mmr(
     k = min(k, len(items))
     if lam >= 1.0 or k == 0:
         return items[:k]
-    span = relevance.max() - relevance.min()
-    rel = (relevance - relevance.min()) / span if span > 0 else np.ones_like(relevance)
+    rel = scale_relevance(relevance, scale)
     v = np.asarray(vectors, dtype=np.float64)[order]
     v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
     max_sim = np.zeros(len(items))
@@ -262,7 +295,13 @@ def rerank(
         # A cap needs the whole pool diversified, since it may skip any of the first k.
         n_pick = depth if options.exposure_cap is not None else k
         picked = mmr(
-            top, adjusted[rows], sim_vectors[rows], options.mmr_lambda, n_pick, options.mmr_penalty
+            top,
+            adjusted[rows],
+            sim_vectors[rows],
+            options.mmr_lambda,
+            n_pick,
+            options.mmr_penalty,
+            options.mmr_relevance,
         )
         top = np.concatenate([picked, top[~np.isin(top, picked)]])
         record("mmr", top)

@@ -153,6 +153,21 @@ class RecommendationRequest(_Body):
         le=1.0,
         description="Diversity knob: 1 = relevance order, lower = more diverse (MMR). Default: the model's.",
     )
+    mmr_penalty: Literal["max", "mean"] | None = Field(
+        None,
+        description=(
+            "MMR redundancy term: `max` similarity to the items already picked (classic) or "
+            "`mean` similarity (buys more intra-list diversity per relevance lost). "
+            "Default: the model's."
+        ),
+    )
+    mmr_relevance: Literal["minmax", "exp"] | None = Field(
+        None,
+        description=(
+            "How MMR scales relevance before mixing: `minmax` over the candidates or `exp` "
+            "(a learned fusion's logit as odds against the best candidate). Default: the model's."
+        ),
+    )
     exposure_cap: int | None = Field(
         None, ge=1, le=MAX_K, description="At most this many items per `exposure_field` value."
     )
