@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -89,3 +91,31 @@ def test_make_encoder_picks_the_backend() -> None:
     assert isinstance(make_encoder(), SentenceTransformerEncoder)
     assert isinstance(make_encoder(EncoderConfig(backend="onnx-int8")), OnnxEncoder)
     assert OnnxEncoder().config.backend == "onnx"
+
+
+class RecordingEncoder(SentenceTransformerEncoder):
+    """Records the texts of every batch it runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[str]] = []
+
+    def _encode_batch(self, items: list[Any]) -> np.ndarray:
+        self.batches.append(list(items))
+        return super()._encode_batch(items)
+
+
+def test_batches_are_sorted_by_token_count_not_characters() -> None:
+    # 12, 11, 11 and 11 characters; 3, 8, 3 and 8 tokens ([CLS] ... [SEP]).
+    texts = ["professional", "a b c d e f", "information", "g h i j k l"]
+    enc = RecordingEncoder()
+    enc.encode(texts, batch_size=2)
+    assert enc.batches == [["a b c d e f", "g h i j k l"], ["professional", "information"]]
+
+
+def test_token_counts_for_sorting_stop_at_the_token_limit(
+    encoder: SentenceTransformerEncoder,
+) -> None:
+    long = " ".join(f"word{i}" for i in range(3000))
+    _, lengths = encoder._prepare(["red lipstick", long, ""])
+    assert lengths.tolist() == [4, 256, 2]  # [CLS] red lipstick [SEP]; the limit; [CLS] [SEP]

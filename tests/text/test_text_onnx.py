@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -72,3 +73,42 @@ def test_identities_differ_by_backend(onnx_dir: Path, encoder: SentenceTransform
         OnnxEncoder(backend="onnx-int8", onnx_dir=onnx_dir, reduce_range=True).identity,
     }
     assert len(ids) == 4
+
+
+# Character counts and token counts disagree here: sorted by characters, each batch of two
+# would mix a 3-token text with an 8-token one; sorted by tokens, no batch is padded.
+BY_TOKENS = ["professional", "a b c d e f", "information", "g h i j k l"]
+
+
+class RecordingOnnxEncoder(OnnxEncoder):
+    """Records the token count of every text in every batch it runs."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.batches: list[list[int]] = []
+
+    def _encode_batch(self, items: list[Any]) -> np.ndarray:
+        self.batches.append([len(e.ids) for e in items])
+        return super()._encode_batch(items)
+
+
+def test_batches_are_sorted_by_token_count(onnx_dir: Path) -> None:
+    enc = RecordingOnnxEncoder(backend="onnx", onnx_dir=onnx_dir, parallel_batches=False)
+    together = enc.encode(BY_TOKENS, batch_size=2)
+    # [CLS] + one token per letter + [SEP]; [CLS] + one word piece + [SEP]
+    assert enc.batches == [[8, 8], [3, 3]]
+    alone = np.vstack([enc.encode([t]) for t in BY_TOKENS])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_parallel_batches_give_the_same_vectors_in_order(onnx_dir: Path) -> None:
+    one_at_a_time = OnnxEncoder(
+        backend="onnx-int8", onnx_dir=onnx_dir, threads=2, parallel_batches=False
+    )
+    parallel = OnnxEncoder(backend="onnx-int8", onnx_dir=onnx_dir, threads=2)
+    assert parallel.config.parallel_batches  # the default
+    texts = SENTENCES + BY_TOKENS
+    np.testing.assert_allclose(
+        parallel.encode(texts, batch_size=2), one_at_a_time.encode(texts, batch_size=2), atol=1e-5
+    )
+    assert parallel.identity == one_at_a_time.identity  # same vectors, same cache entries

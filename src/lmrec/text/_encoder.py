@@ -7,7 +7,7 @@ import importlib.metadata
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from lmrec.errors import ConfigError, LmrecError
 
 if TYPE_CHECKING:
+    import tokenizers
     from sentence_transformers import SentenceTransformer
 
 __all__ = [
@@ -83,10 +84,14 @@ class EncoderConfig(BaseModel):
     batch_size: int = Field(default=64, gt=0)
     #: Token limit; longer texts are truncated. `None` keeps the model's own limit.
     max_seq_length: int | None = Field(default=None, gt=0)
-    #: Sort texts by length before batching (less padding); output order is kept.
+    #: Sort texts by token count before batching (less padding); output order is kept.
     sort_by_length: bool = True
-    #: CPU threads for the runtime; `None` leaves the runtime's default.
+    #: CPU threads for the runtime; `None` leaves the runtime's default (one per usable core).
     threads: int | None = Field(default=None, gt=0)
+    #: ONNX backends: run `threads` batches at once (unset: one per core, at most 8), each on
+    #: one runtime thread, instead of splitting every operator of one batch over `threads`
+    #: threads (no per-operator thread hand-offs, which cost much on short texts). Same vectors.
+    parallel_batches: bool = True
     #: Torch device (torch backend only).
     device: str = "cpu"
     #: Where exported ONNX models are kept; default `<cache root>/onnx`.
@@ -218,9 +223,11 @@ def load_sentence_transformer(
 class BatchEncoder(ABC):
     """Base of lmrec's encoders; shared encoding loop: sort texts by length, batch, show progress, restore order.
 
-    Sorting by length groups texts of similar token counts so batches carry
-    little padding; rows come back in the caller's order. Subclasses implement
-    `load` (idempotent) and `_encode_batch`.
+    Sorting by token count groups texts of similar length so batches carry
+    little padding (sorting by characters, as sentence-transformers does, pads
+    about a third more tokens on product titles); rows come back in the
+    caller's order. Subclasses implement `load` (idempotent), `_encode_batch`
+    and, to sort by tokens and tokenise once, `_prepare`.
     """
 
     config: EncoderConfig
@@ -252,9 +259,23 @@ class BatchEncoder(ABC):
     def identity(self) -> str:
         """A string that uniquely names model + backend + settings."""
 
+    def _prepare(self, texts: list[str]) -> tuple[Sequence[Any], np.ndarray]:
+        """What `_encode_batch` takes for each text, and each text's length for sorting.
+
+        The default passes the texts on and measures them in characters.
+        """
+        return texts, np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+
     @abstractmethod
-    def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        """Vectors of one batch, in the batch's order."""
+    def _encode_batch(self, items: list[Any]) -> np.ndarray:
+        """Vectors of one batch of `_prepare`d items, in the batch's order."""
+
+    def _run_batches(
+        self, items: Sequence[Any], batches: list[np.ndarray]
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """`(indexes, vectors)` of each batch, in order; subclasses may run batches in parallel."""
+        for idx in batches:
+            yield idx, self._encode_batch([items[i] for i in idx])
 
     def encode(
         self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False
@@ -266,16 +287,17 @@ class BatchEncoder(ABC):
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
+        items, lengths = self._prepare(texts)
         if self.config.sort_by_length:
-            order = np.argsort([-len(t) for t in texts], kind="stable")
+            order = np.argsort(-lengths, kind="stable")
         else:
             order = np.arange(len(texts))
+        batches = [order[start : start + batch_size] for start in range(0, len(texts), batch_size)]
         from tqdm.auto import tqdm
 
         with tqdm(total=len(texts), disable=not show_progress, desc="encoding", unit="text") as bar:
-            for start in range(0, len(texts), batch_size):
-                idx = order[start : start + batch_size]
-                out[idx] = self._encode_batch([texts[i] for i in idx])
+            for idx, vectors in self._run_batches(items, batches):
+                out[idx] = vectors
                 bar.update(len(idx))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return (out / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
@@ -297,6 +319,7 @@ class SentenceTransformerEncoder(BatchEncoder):
                 "use OnnxEncoder or make_encoder() for the ONNX backends"
             )
         self._model: SentenceTransformer | None = None
+        self._counter: tokenizers.Tokenizer | None = None  # counts tokens for sorting
         self._source_id = ""
         self._dim = 0
         self._identity: str | None = None
@@ -356,12 +379,37 @@ class SentenceTransformerEncoder(BatchEncoder):
             )
         return self._identity
 
-    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+    def _prepare(self, texts: list[str]) -> tuple[Sequence[Any], np.ndarray]:
+        """The texts themselves (sentence-transformers tokenises each batch), with token counts.
+
+        Counting tokens costs one pass of the fast tokenizer (about a second for
+        12,000 product titles on 2 cores, against a quarter fewer tokens to run);
+        without a fast tokenizer texts are measured in characters.
+        """
+        assert self._model is not None
+        if self._counter is None:
+            backend = getattr(self._model.tokenizer, "backend_tokenizer", None)
+            if backend is None:
+                return super()._prepare(texts)
+            # A private copy: the model's own tokenizer keeps whatever padding its last call set.
+            from tokenizers import Tokenizer
+
+            self._counter = Tokenizer.from_str(backend.to_str())
+            self._counter.no_padding()
+            self._counter.no_truncation()
+        encodings = self._counter.encode_batch(texts)
+        limit = self.max_seq_length
+        lengths = np.fromiter(
+            (min(len(e.ids), limit) for e in encodings), dtype=np.int64, count=len(texts)
+        )
+        return texts, lengths
+
+    def _encode_batch(self, items: list[Any]) -> np.ndarray:
         assert self._model is not None
         return np.asarray(
             self._model.encode(
-                texts,
-                batch_size=len(texts),
+                items,
+                batch_size=len(items),
                 show_progress_bar=False,
                 convert_to_numpy=True,
                 normalize_embeddings=True,
