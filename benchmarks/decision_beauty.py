@@ -255,8 +255,6 @@ def mmr_section(
         ref = per_user[(space, depth, penalty, scale, max(lambdas))]
         rel_part = "" if scale == "minmax" else f", {scale} relevance"
         name = f"fused (MMR {penalty}-sim on {space}, pool {depth}{rel_part})"
-        if penalty == "coverage":
-            name = f"fused (MMR coverage on {space}, pool {depth}{rel_part})"
         curves[name] = [
             _curve_point(k[4], per_user[k], ref, joined[k], n_items, seed) for k in keys
         ]
