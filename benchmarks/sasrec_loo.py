@@ -58,11 +58,10 @@ def latency_ms(model: SASRec, histories: Histories, n: int = 1000) -> float:
     return float(np.median(times) * 1000)
 
 
-def to_best(log: list[dict[str, float]], field: str) -> float | None:
-    """Minutes spent up to and including the best validation epoch."""
+def to_best(log: list[dict[str, float]], best: int, field: str) -> float | None:
+    """Minutes spent up to and including the best validation epoch (the last view's best)."""
     if not log:
         return None
-    best = max(log, key=lambda r: r["valid_ndcg@10"])["epoch"]
     return round(sum(r[field] for r in log if r["epoch"] <= best) / 60, 1)
 
 
@@ -90,6 +89,10 @@ VARIANTS = {
     "sasrec-text-init": (TextSASRec, {"text": "init"}),
     "sasrec-text-dual": (TextSASRec, {"text": "dual"}),
     "sasrec-text-init-fuse": (TextSASRec, {"text": "init-fuse"}),
+    # Two views side by side, scores summed (see SASRecConfig.copies / TextSASRecConfig.text).
+    "sasrec-2-views": (SASRec, {"copies": 2}),
+    "sasrec-text-init+fuse": (TextSASRec, {"text": "init,fuse"}),
+    "sasrec-text-none+init+fuse": (TextSASRec, {"text": "none,init,fuse"}),
 }
 
 
@@ -143,7 +146,6 @@ def main() -> None:
                 options=EvalOptions(ks=(10, 20)),
             )
             log = model.training_log_
-            best = max(log, key=lambda r: r["valid_ndcg@10"]) if log else {}
             row = {k: round(v, 6) for k, v in ev.summary.items()}
             row.update(
                 fit_seconds=round(fit_seconds, 1),
@@ -155,9 +157,9 @@ def main() -> None:
                 if log
                 else None,
                 epochs_run=len(log),
-                best_epoch=best.get("epoch"),
-                minutes_to_best=to_best(log, "seconds"),
-                cpu_minutes_to_best=to_best(log, "cpu_seconds"),
+                best_epoch=model.best_epoch_ if log else None,
+                minutes_to_best=to_best(log, model.best_epoch_, "seconds"),
+                cpu_minutes_to_best=to_best(log, model.best_epoch_, "cpu_seconds"),
                 valid_ndcg_at_10_sample=model.valid_ndcg_,
                 latency_ms_median=round(latency_ms(model, test_history.histories()), 2),
                 segments={

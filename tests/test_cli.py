@@ -79,6 +79,18 @@ def test_evaluate_writes_contract_json_and_rankings_that_recompute(
         (["evaluate", "--dataset", "sample", "--models", "eaes"], "unknown model 'eaes'"),
         (["evaluate", "--dataset", "sample", "--protocol", "lol"], "unknown protocol"),
         (["evaluate", "--dataset", "sample", "--models", "ease", "--param", "ease.nope=1"], "nope"),
+        (
+            [
+                "evaluate",
+                "--dataset",
+                "sample",
+                "--models",
+                "text-sasrec",
+                "--param",
+                "text-sasrec.text=init,bogus",
+            ],
+            "text.1: Input should be 'none', 'fuse', 'init', 'init-fuse' or 'dual'",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):

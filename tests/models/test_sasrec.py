@@ -62,6 +62,14 @@ class TestTextSASRec(StrategyConformance):
     params = FAST
 
 
+TWO_VIEWS = {**FAST, "text": "init,fuse"}
+
+
+class TestTwoViewTextSASRec(StrategyConformance):
+    strategy = TextSASRec
+    params = TWO_VIEWS
+
+
 SAMPLED = {**FAST, "loss": "sampled", "n_negatives": 8}
 
 
@@ -191,3 +199,71 @@ def test_text_dropout_only_while_training():
         assert torch.allclose(a, expected)
         net.train()
         assert not torch.allclose(net.item_rows(tokens), a)
+
+
+def test_views_multiply_as_experts():
+    """Two copies score with the sum of their own logits, and each view is its own model."""
+    log = chain_log()
+    model = SASRec({**TRAIN, "epochs": 3, "copies": 2}).fit(TrainingData(log))
+    h = Histories.from_lists([[1, 2, 3], [7, 8], [20]])
+    alone = []
+    for i in range(2):
+        model._views_scored, model._tables = [i], None
+        alone.append(model.score(h))
+    model._views_scored, model._tables = None, None
+    np.testing.assert_allclose(model.score(h), alone[0] + alone[1], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(alone[0], alone[1])  # independently initialised, not clones
+
+
+def test_each_view_stops_early_at_its_own_best():
+    split = leave_one_out(chain_log())
+    data = TrainingData(split.train, item_vectors=chain_vectors(24), valid=split.valid)
+    model = TextSASRec(
+        {**TRAIN, "text": "init,fuse", "epochs": 12, "patience": 2, "valid_users": 50}
+    ).fit(data)
+    log = model.training_log_
+    valid = model._valid_sample(data)
+    assert valid is not None
+    bests = []
+    for i in range(2):
+        curve = [
+            (r[f"valid_ndcg@10_view{i}"], r["epoch"]) for r in log if f"valid_ndcg@10_view{i}" in r
+        ]
+        best, epoch = max(curve, key=lambda c: (c[0], -c[1]))
+        bests.append(epoch)
+        # Trained until `patience` epochs without a better score (or out of epochs), no longer.
+        assert curve[-1][1] == 12 or curve[-1][1] - epoch == 2
+        # The fitted view is that best epoch's weights.
+        assert model._valid_ndcg(data, valid, [i]) == pytest.approx(best)
+    assert model.best_epoch_ == max(bests)
+    assert model.valid_ndcg_ == pytest.approx(model._valid_ndcg(data, valid, None))
+
+
+def test_two_view_checkpoint_resume_matches_uninterrupted(tmp_path):
+    split = leave_one_out(chain_log())
+    data = TrainingData(split.train, item_vectors=chain_vectors(24), valid=split.valid)
+    cfg = {**TRAIN, "text": "init,fuse", "patience": 2, "valid_users": 50}
+    hist = Histories.from_lists([[1, 2, 3], [7]])
+    full = TextSASRec({**cfg, "epochs": 8}).fit(data)
+    TextSASRec({**cfg, "epochs": 3, "checkpoint_dir": str(tmp_path)}).fit(data)
+    resumed = TextSASRec({**cfg, "epochs": 8, "checkpoint_dir": str(tmp_path)}).fit(data)
+
+    def curves(m: TextSASRec) -> list[float]:
+        keys = ("epoch", "valid_ndcg@10_view0", "valid_ndcg@10_view1", "valid_ndcg@10")
+        return [r.get(k, -1.0) for r in m.training_log_ for k in keys]
+
+    assert len(full.training_log_) > 3
+    np.testing.assert_allclose(curves(resumed), curves(full), rtol=1e-4)
+    assert resumed.best_epoch_ == full.best_epoch_
+    np.testing.assert_allclose(resumed.score(hist), full.score(hist), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [("init,bogus", "text.1: Input should be 'none', 'fuse'"), ("", "give at least one of none")],
+)
+def test_unknown_text_mode_is_named(bad, message):
+    from lmrec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        TextSASRec({"text": bad})

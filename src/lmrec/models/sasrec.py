@@ -4,6 +4,11 @@ Trained at every position with full softmax cross-entropy over all items (Klenit
 Vasilev, RecSys 2023: this loss, not the architecture, is what makes SASRec strong).
 `TextSASRec` builds the item table (input and tied output layer) from frozen language-model
 item vectors as well, so tail and new items get a representation from their text.
+
+Both can train several transformers side by side ("views": each its own item table and
+encoder, loss and early stopping) and score with the sum of their logits, a product of
+experts. On Amazon Beauty two views beat any single one by more than any item-table
+change did (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -11,14 +16,16 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast, get_args
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, field_validator
 from safetensors.torch import load_file, save_file
+from torch import nn
 from tqdm.auto import tqdm
 
 from lmrec.data.interactions import Histories, Interactions
@@ -27,7 +34,7 @@ from lmrec.evaluation.evaluator import EvalOptions, evaluate_model
 from lmrec.models._sequence import CausalTransformer, training_sequences
 from lmrec.models.base import ModelConfig, Recommender, TrainingData
 
-__all__ = ["SASRec", "SASRecConfig", "TextSASRec", "TextSASRecConfig"]
+__all__ = ["SASRec", "SASRecConfig", "TextMode", "TextSASRec", "TextSASRecConfig"]
 
 #: Config fields that may change when a checkpointed run is resumed.
 _RESUMABLE = {
@@ -39,6 +46,23 @@ _RESUMABLE = {
     "device",
     "valid_users",
 }
+
+
+@dataclass
+class _Track:
+    """Early-stopping state of one view: its best validation NDCG@10 and weights so far."""
+
+    best_score: float = -1.0
+    best_epoch: int = 0
+    bad: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+
+    def update(self, ndcg: float, epoch: int, net: nn.Module) -> None:
+        if ndcg > self.best_score:
+            self.best_score, self.best_epoch, self.bad = ndcg, epoch, 0
+            self.best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            self.bad += 1
 
 
 class SASRecConfig(ModelConfig):
@@ -58,7 +82,10 @@ class SASRecConfig(ModelConfig):
     every test item, so nothing leaks into the test; only the sampled users' validation
     items stay unseen); `checkpoint_dir`: save model, optimizer and epoch there after
     every epoch and resume from it when `fit` is called again; `num_threads`: torch CPU
-    threads (None: the cores this process may use).
+    threads (None: the cores this process may use); `copies`: independently initialised
+    transformers (views) per item-table kind, trained side by side, each stopping early
+    on its own validation NDCG@10 and keeping its best epoch; scores are their summed
+    logits. Each copy costs as much training and scoring time as the first.
     """
 
     embedding_dim: int = Field(64, ge=2)
@@ -80,6 +107,7 @@ class SASRecConfig(ModelConfig):
     num_threads: int | None = Field(None, ge=1)
     checkpoint_dir: str | None = None
     progress: bool = True
+    copies: int = Field(1, ge=1)
 
 
 class SASRec(Recommender):
@@ -87,34 +115,44 @@ class SASRec(Recommender):
 
     Scores any fresh history at request time from its last `max_len` items (no retraining);
     history items outside the trained range are ignored. With `TrainingData.valid`, trains
-    with early stopping on validation NDCG@10 and keeps the best epoch's weights.
-    `training_log_` holds per-epoch loss, validation NDCG@10, wall and CPU seconds.
+    with early stopping on validation NDCG@10 and keeps the best epoch's weights (per view).
+    `training_log_` holds per-epoch loss, validation NDCG@10 (of all views together, and of
+    each view with several), wall and CPU seconds. `best_epoch_` is the epoch the last view
+    reached its best; `valid_ndcg_` the final model's validation NDCG@10.
     """
 
     Config: ClassVar[type[SASRecConfig]] = SASRecConfig
     uses_validation = True
     config: SASRecConfig
 
-    def _text_mode(self) -> str:
-        return "none"
+    def _view_modes(self) -> list[str]:
+        """How each view builds its item table (a `CausalTransformer` text_mode)."""
+        return ["none"] * self.config.copies
 
     def _text_dropout(self) -> float:
         return 0.0
 
+    @property
+    def _views(self) -> list[CausalTransformer]:
+        return cast(list[CausalTransformer], list(self.net_))
+
     # ---- training -------------------------------------------------------------------
 
-    def _build(self, item_vectors: np.ndarray | None) -> CausalTransformer:
+    def _build(self, item_vectors: np.ndarray | None) -> nn.ModuleList:
         c = self.config
-        return CausalTransformer(
-            self.n_items,
-            c.embedding_dim,
-            c.n_blocks,
-            c.n_heads,
-            c.max_len,
-            c.dropout,
-            text=item_vectors,
-            text_mode=self._text_mode(),
-            text_dropout=self._text_dropout(),
+        return nn.ModuleList(
+            CausalTransformer(
+                self.n_items,
+                c.embedding_dim,
+                c.n_blocks,
+                c.n_heads,
+                c.max_len,
+                c.dropout,
+                text=item_vectors if mode != "none" else None,
+                text_mode=mode,
+                text_dropout=self._text_dropout(),
+            )
+            for mode in self._view_modes()
         ).to(c.device)
 
     def _fit(self, data: TrainingData) -> None:
@@ -125,7 +163,8 @@ class SASRec(Recommender):
             None if data.item_vectors is None else np.asarray(data.item_vectors, dtype=np.float32)
         )
         self.net_ = self._build(vectors if self.uses_text else None)
-        self._table_cache: torch.Tensor | None = None
+        self._tables: list[torch.Tensor] | None = None
+        self._views_scored: list[int] | None = None
         valid = self._valid_sample(data)
         hist = self._training_log(data, valid).histories()
         inputs, targets = training_sequences(hist.indptr, hist.items, c.max_len)
@@ -135,10 +174,10 @@ class SASRec(Recommender):
         )
 
         self.training_log_: list[dict[str, float]] = []
-        best_score, best_epoch, best_state, bad, start = -1.0, 0, None, 0, 1
+        tracks, start = [_Track() for _ in self.net_], 1
         ckpt = Path(c.checkpoint_dir) if c.checkpoint_dir else None
         if ckpt is not None and (ckpt / "checkpoint.json").exists():
-            start, best_score, best_epoch, bad, best_state = self._resume(ckpt, optimizer)
+            start, tracks = self._resume(ckpt, optimizer)
 
         self._fitted = True  # validation scores through the public API
         bar = tqdm(
@@ -148,41 +187,65 @@ class SASRec(Recommender):
             unit="epoch",
         )
         for epoch in bar:
-            if c.patience and valid is not None and bad >= c.patience:
+            live = [i for i, t in enumerate(tracks) if not self._stopped(t, valid)]
+            if not live:
                 break
             t0, cpu0 = time.perf_counter(), time.process_time()
-            loss = self._train_epoch(inputs, targets, lengths, optimizer, epoch)
+            loss = self._train_epoch(inputs, targets, lengths, optimizer, epoch, live)
             row: dict[str, float] = {"epoch": epoch, "loss": loss}
             if valid is not None:
-                ndcg = evaluate_model(
-                    self, data.interactions, valid, options=EvalOptions(ks=(10,), save_top=10)
-                ).summary["ndcg@10"]
-                row["valid_ndcg@10"] = ndcg
-                if ndcg > best_score:
-                    best_score, best_epoch, bad = ndcg, epoch, 0
-                    best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
-                else:
-                    bad += 1
+                for i in live:
+                    ndcg = self._valid_ndcg(data, valid, [i])
+                    tracks[i].update(ndcg, epoch, self._views[i])
+                    best = tracks[i].best_state
+                    if self._stopped(tracks[i], valid) and best is not None:
+                        self._views[i].load_state_dict(best)  # frozen at its best from now on
+                    if len(tracks) > 1:
+                        row[f"valid_ndcg@10_view{i}"] = ndcg
+                row["valid_ndcg@10"] = (
+                    ndcg if len(tracks) == 1 else self._valid_ndcg(data, valid, None)
+                )
             row["seconds"] = time.perf_counter() - t0
             row["cpu_seconds"] = time.process_time() - cpu0
             self.training_log_.append(row)
             bar.set_postfix(
                 loss=f"{loss:.4f}",
                 ndcg=f"{row.get('valid_ndcg@10', float('nan')):.4f}",
-                best=best_epoch,
+                best="/".join(str(t.best_epoch) for t in tracks),
             )
             if ckpt is not None:
-                self._checkpoint(ckpt, optimizer, epoch, best_score, best_epoch, bad, best_state)
+                self._checkpoint(ckpt, optimizer, epoch, tracks)
         bar.close()
-        if best_state is not None:
-            self.net_.load_state_dict(best_state)
+        for net, track in zip(self.net_, tracks, strict=True):
+            if track.best_state is not None:
+                net.load_state_dict(track.best_state)
         self._finish(data)
-        self.best_epoch_ = best_epoch
-        self.valid_ndcg_ = best_score if valid is not None else None
+        self.best_epoch_ = max(t.best_epoch for t in tracks)
+        self.valid_ndcg_ = None
+        if valid is not None:
+            self.valid_ndcg_ = (
+                tracks[0].best_score if len(tracks) == 1 else self._valid_ndcg(data, valid, None)
+            )
+
+    def _stopped(self, track: _Track, valid: Interactions | None) -> bool:
+        patience = self.config.patience
+        return bool(patience) and valid is not None and track.bad >= patience
+
+    def _valid_ndcg(
+        self, data: TrainingData, valid: Interactions, views: list[int] | None
+    ) -> float:
+        """Validation NDCG@10 of the given views' summed scores (None: all views)."""
+        self._views_scored, self._tables = views, None
+        try:
+            return evaluate_model(
+                self, data.interactions, valid, options=EvalOptions(ks=(10,), save_top=10)
+            ).summary["ndcg@10"]
+        finally:
+            self._views_scored, self._tables = None, None
 
     def _finish(self, data: TrainingData) -> None:
         """Hook after the best weights are restored."""
-        self._table_cache = None
+        self._tables = None
 
     def _valid_sample(self, data: TrainingData) -> Interactions | None:
         if data.valid is None or len(data.valid) == 0:
@@ -209,13 +272,15 @@ class SASRec(Recommender):
         lengths: np.ndarray,
         optimizer: torch.optim.Optimizer,
         epoch: int,
+        live: list[int],
     ) -> float:
+        """One pass over the training sequences for the `live` views; their mean loss."""
         c = self.config
         # Seeds per epoch: a resumed run repeats exactly what an uninterrupted one would do.
         rng = np.random.default_rng([c.seed, epoch])
         torch.manual_seed(c.seed * 1_000_003 + epoch)
         self.net_.train()
-        self._table_cache = None
+        self._tables = None
         # Batches of similar length (sorted within shuffled chunks) waste little on padding.
         order = rng.permutation(len(inputs))
         chunk = c.batch_size * 32
@@ -224,13 +289,13 @@ class SASRec(Recommender):
             part = order[lo : lo + chunk]
             part = part[np.argsort(lengths[part], kind="stable")]
             batches += [part[i : i + c.batch_size] for i in range(0, len(part), c.batch_size)]
-        total, count = 0.0, 0
+        total, count, views = 0.0, 0, self._views
         for b in rng.permutation(len(batches)):
             idx = batches[b]
             length = max(1, int(lengths[idx].max()))
             seq = torch.from_numpy(inputs[idx, -length:]).to(c.device)
             tgt = torch.from_numpy(targets[idx, -length:]).to(c.device)
-            loss = self._batch_loss(seq, tgt)
+            loss = torch.stack([self._batch_loss(views[i], seq, tgt) for i in live]).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -240,12 +305,14 @@ class SASRec(Recommender):
         self.net_.eval()
         return total / max(1, count)
 
-    def _batch_loss(self, seq: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
-        """Mean next-item cross-entropy over the batch's non-padding positions."""
+    def _batch_loss(
+        self, net: CausalTransformer, seq: torch.Tensor, tgt: torch.Tensor
+    ) -> torch.Tensor:
+        """One view's mean next-item cross-entropy over the batch's non-padding positions."""
         sel = tgt > 0
         if self.config.loss == "full":
-            table = self.net_.item_table()
-            logits = self.net_.encode(seq, table)[sel] @ table[1:].T
+            table = net.item_table()
+            logits = net.encode(seq, table)[sel] @ table[1:].T
             return F.cross_entropy(logits, tgt[sel] - 1)
         negatives = torch.randint(
             1, self.n_items + 1, (self.config.n_negatives,), device=seq.device
@@ -253,8 +320,8 @@ class SASRec(Recommender):
         # Build only the rows this batch touches; token 0 (padding) stays row 0.
         zero = torch.zeros(1, dtype=seq.dtype, device=seq.device)
         tokens = torch.unique(torch.cat([zero, seq.flatten(), tgt[sel], negatives]))
-        rows = self.net_.item_rows(tokens)
-        hidden = self.net_.encode(torch.searchsorted(tokens, seq), rows)[sel]
+        rows = net.item_rows(tokens)
+        hidden = net.encode(torch.searchsorted(tokens, seq), rows)[sel]
         target = tgt[sel]
         positive = (hidden * rows[torch.searchsorted(tokens, target)]).sum(-1, keepdim=True)
         negative = hidden @ rows[torch.searchsorted(tokens, negatives)].T
@@ -267,30 +334,25 @@ class SASRec(Recommender):
     # ---- checkpoints ----------------------------------------------------------------
 
     def _checkpoint(
-        self,
-        folder: Path,
-        optimizer: torch.optim.Optimizer,
-        epoch: int,
-        best_score: float,
-        best_epoch: int,
-        bad: int,
-        best_state: dict[str, torch.Tensor] | None,
+        self, folder: Path, optimizer: torch.optim.Optimizer, epoch: int, tracks: list[_Track]
     ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {
             f"model.{k}": v.detach().cpu().contiguous() for k, v in self.net_.state_dict().items()
         }
-        if best_state is not None:
-            tensors |= {f"best.{k}": v.cpu().contiguous() for k, v in best_state.items()}
+        for i, track in enumerate(tracks):
+            for k, v in (track.best_state or {}).items():
+                tensors[f"best.{i}.{k}"] = v.cpu().contiguous()
         opt = optimizer.state_dict()
         for pid, st in opt["state"].items():
             for name, value in st.items():
                 tensors[f"opt.{pid}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
         meta = {
             "epoch": epoch,
-            "best_score": best_score,
-            "best_epoch": best_epoch,
-            "bad_epochs": bad,
+            "views": [
+                {"best_score": t.best_score, "best_epoch": t.best_epoch, "bad_epochs": t.bad}
+                for t in tracks
+            ],
             "n_items": self.n_items,
             "config": self.config.model_dump(mode="json"),
             "param_groups": opt["param_groups"],
@@ -302,12 +364,16 @@ class SASRec(Recommender):
         os.replace(folder / "checkpoint.safetensors.tmp", folder / "checkpoint.safetensors")
         os.replace(folder / "checkpoint.json.tmp", folder / "checkpoint.json")
 
-    def _resume(
-        self, folder: Path, optimizer: torch.optim.Optimizer
-    ) -> tuple[int, float, int, int, dict[str, torch.Tensor] | None]:
+    def _resume(self, folder: Path, optimizer: torch.optim.Optimizer) -> tuple[int, list[_Track]]:
+        """Load a checkpoint: the next epoch to run and each view's early-stopping state."""
         meta = json.loads((folder / "checkpoint.json").read_text())
         saved = {k: v for k, v in meta["config"].items() if k not in _RESUMABLE}
         mine = {k: v for k, v in self.config.model_dump(mode="json").items() if k not in _RESUMABLE}
+        if "views" not in meta:
+            raise LmrecError(
+                f"{folder}: checkpoint was written by an older lmrec (before views); "
+                "use another checkpoint_dir or delete this one"
+            )
         if saved != mine or meta["n_items"] != self.n_items:
             diff = sorted(k for k in mine if saved.get(k) != mine[k]) or ["n_items"]
             raise LmrecError(
@@ -316,7 +382,13 @@ class SASRec(Recommender):
             )
         tensors = load_file(str(folder / "checkpoint.safetensors"))
         self.net_.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
+        tracks = []
+        for i, view in enumerate(meta["views"]):
+            prefix = f"best.{i}."
+            best = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            tracks.append(
+                _Track(view["best_score"], view["best_epoch"], view["bad_epochs"], best or None)
+            )
         state: dict[int, dict[str, Any]] = {}
         for key, value in tensors.items():
             if key.startswith("opt."):
@@ -324,15 +396,15 @@ class SASRec(Recommender):
                 state.setdefault(int(pid), {})[name] = value
         optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
         self.training_log_ = list(meta["training_log"])
-        return meta["epoch"] + 1, meta["best_score"], meta["best_epoch"], meta["bad_epochs"], best
+        return meta["epoch"] + 1, tracks
 
     # ---- scoring --------------------------------------------------------------------
 
-    def _table(self) -> torch.Tensor:
-        if self._table_cache is None:
+    def _item_tables(self) -> list[torch.Tensor]:
+        if self._tables is None:
             with torch.inference_mode():
-                self._table_cache = self.net_.item_table().detach()
-        return self._table_cache
+                self._tables = [net.item_table().detach() for net in self._views]
+        return self._tables
 
     def _score(self, histories: Histories) -> np.ndarray:
         items = histories.items
@@ -345,10 +417,15 @@ class SASRec(Recommender):
         length = int(min(self.config.max_len, max(1, histories.lengths.max(initial=0))))
         seq = torch.from_numpy(histories.padded(length, pad=0, offset=1)).to(self.config.device)
         self.net_.eval()
+        tables = self._item_tables()
+        nets = self._views
+        views = self._views_scored if self._views_scored is not None else range(len(nets))
         with torch.inference_mode():
-            table = self._table()
-            hidden = self.net_.encode(seq, table)[:, -1]
-            return (hidden @ table[1:].T).cpu().numpy()
+            # Summed logits: the views' next-item distributions multiplied (a product of experts).
+            scores = torch.stack(
+                [nets[i].encode(seq, tables[i])[:, -1] @ tables[i][1:].T for i in views]
+            ).sum(0)
+            return scores.cpu().numpy()
 
     # ---- artefacts ------------------------------------------------------------------
 
@@ -356,49 +433,64 @@ class SASRec(Recommender):
         return {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        text = state.get("net.text")
+        # Every text view holds the same frozen text vectors (row 0: padding).
+        text = next((v for k, v in state.items() if k.endswith(".text")), None)
         self.net_ = self._build(text[1:] if text is not None else None)
         self.net_.load_state_dict({k[4:]: torch.from_numpy(np.array(v)) for k, v in state.items()})
         self.net_.eval()
-        self._table_cache = None
+        self._tables, self._views_scored = None, None
+
+
+TextMode = Literal["none", "fuse", "init", "init-fuse", "dual"]
 
 
 class TextSASRecConfig(SASRecConfig):
     """`SASRec` hyperparameters plus how item text vectors enter the item table.
 
-    `text`: "fuse" (ID embedding + learned adapter of the text vector), "init" (ID
-    embeddings initialised from the text vectors' principal components), "init-fuse"
-    (both) or "dual" (normalised ID and text halves side by side); `text_dropout`: dropout
-    on the text vector at the adapter's input while training (not used by "init").
+    `text`: how each view builds its item table, one view per entry (a comma-separated
+    string is accepted; `copies` repeats the list): "fuse" (ID embedding + learned adapter
+    of the text vector), "init" (ID embeddings initialised from the text vectors'
+    principal components), "init-fuse" (both), "dual" (normalised ID and text halves side
+    by side) or "none" (ID embeddings only); `text_dropout`: dropout on the text vector at
+    the adapter's input while training (used by "fuse", "init-fuse" and "dual").
     """
 
-    text: Literal["fuse", "init", "init-fuse", "dual"] = "fuse"
+    text: tuple[TextMode, ...] = ("fuse",)
     text_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = tuple(part for v in value.split(",") if (part := v.strip()))
+        if not value:
+            raise ValueError(f"give at least one of {', '.join(get_args(TextMode))}")
+        return value
 
 
 class TextSASRec(SASRec):
-    """`SASRec` whose item table is built from frozen language-model item vectors as well.
+    """`SASRec` whose item tables are built from frozen language-model item vectors as well.
 
     Needs `TrainingData.item_vectors` (row i = item i). Items with a text vector but no
     training interactions (new items) are scored from their text alone: their ID
-    embeddings are zeroed after training ("fuse" and "dual").
+    embeddings are zeroed after training (except where "init" gave them text rows).
     """
 
     Config = TextSASRecConfig
     config: TextSASRecConfig
     uses_text = True
 
-    def _text_mode(self) -> str:
-        return self.config.text
+    def _view_modes(self) -> list[str]:
+        return [str(mode) for mode in self.config.text] * self.config.copies
 
     def _text_dropout(self) -> float:
         return self.config.text_dropout
 
     def _finish(self, data: TrainingData) -> None:
         super()._finish(data)
-        if self.config.text in ("init", "init-fuse"):
-            return  # unseen items keep their text-initialised ID rows
         counts = np.bincount(data.interactions.items, minlength=self.n_items)[: self.n_items]
         unseen = torch.from_numpy(np.flatnonzero(counts == 0) + 1)
         with torch.no_grad():
-            self.net_.item.weight[unseen] = 0.0
+            for net, mode in zip(self._views, self._view_modes(), strict=True):
+                if mode not in ("init", "init-fuse"):  # those keep text-initialised ID rows
+                    net.item.weight[unseen] = 0.0
