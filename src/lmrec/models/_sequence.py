@@ -46,14 +46,17 @@ class _Block(nn.Module):
         )
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, last: bool = False) -> torch.Tensor:
+        """Every position's output, or with `last` only the last position's (b, 1, dim)."""
         b, length, dim = x.shape
         qkv = self.qkv(self.ln1(x)).view(b, length, 3, self.n_heads, dim // self.n_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        if last:  # keys and values from every position, the query from the last one only
+            q, mask, x = q[:, :, -1:], mask[:, :, -1:], x[:, -1:]
         attn = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
         )
-        x = x + self.drop(self.proj(attn.transpose(1, 2).reshape(b, length, dim)))
+        x = x + self.drop(self.proj(attn.transpose(1, 2).reshape(b, x.shape[1], dim)))
         return x + self.drop(self.ffn(self.ln2(x)))
 
 
@@ -147,12 +150,22 @@ class CausalTransformer(nn.Module):
 
     def encode(self, seq: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """Hidden state at every position of left-padded token sequences (batch, L<=max_len)."""
+        return self._run(seq, table, last=False)
+
+    def encode_last(self, seq: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """Hidden state at the last position only (batch, dim): what scoring needs, cheaper.
+
+        The last block computes its attention query and feed-forward for that position alone.
+        """
+        return self._run(seq, table, last=True)[:, -1]
+
+    def _run(self, seq: torch.Tensor, table: torch.Tensor, last: bool) -> torch.Tensor:
         length = seq.shape[1]
         x = table[seq] + self.pos.weight[self.max_len - length :]
         x = self.drop(x) * (seq > 0).unsqueeze(-1)
         mask = attention_mask(seq)
-        for block in self.blocks:
-            x = block(x, mask)
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, last=last and i == len(self.blocks) - 1)
         return self.norm(x)
 
 

@@ -116,8 +116,8 @@ class SASRec(Recommender):
     Scores any fresh history at request time from its last `max_len` items (no retraining);
     history items outside the trained range are ignored. With `TrainingData.valid`, trains
     with early stopping on validation NDCG@10 and keeps the best epoch's weights (per view).
-    `training_log_` holds per-epoch loss, validation NDCG@10 (of all views together, and of
-    each view with several), wall and CPU seconds. `best_epoch_` is the epoch the last view
+    `training_log_` holds per-epoch loss, validation NDCG@10 (`valid_ndcg@10`, or per view
+    `valid_ndcg@10_view<i>` for the views still training), wall and CPU seconds. `best_epoch_` is the epoch the last view
     reached its best; `valid_ndcg_` the final model's validation NDCG@10.
     """
 
@@ -200,18 +200,14 @@ class SASRec(Recommender):
                     best = tracks[i].best_state
                     if self._stopped(tracks[i], valid) and best is not None:
                         self._views[i].load_state_dict(best)  # frozen at its best from now on
-                    if len(tracks) > 1:
-                        row[f"valid_ndcg@10_view{i}"] = ndcg
-                row["valid_ndcg@10"] = (
-                    ndcg if len(tracks) == 1 else self._valid_ndcg(data, valid, None)
-                )
+                    row["valid_ndcg@10" if len(tracks) == 1 else f"valid_ndcg@10_view{i}"] = ndcg
             row["seconds"] = time.perf_counter() - t0
             row["cpu_seconds"] = time.process_time() - cpu0
             self.training_log_.append(row)
             bar.set_postfix(
                 loss=f"{loss:.4f}",
-                ndcg=f"{row.get('valid_ndcg@10', float('nan')):.4f}",
-                best="/".join(str(t.best_epoch) for t in tracks),
+                best_ndcg="/".join(f"{t.best_score:.4f}" for t in tracks),
+                best_epoch="/".join(str(t.best_epoch) for t in tracks),
             )
             if ckpt is not None:
                 self._checkpoint(ckpt, optimizer, epoch, tracks)
@@ -423,7 +419,7 @@ class SASRec(Recommender):
         with torch.inference_mode():
             # Summed logits: the views' next-item distributions multiplied (a product of experts).
             scores = torch.stack(
-                [nets[i].encode(seq, tables[i])[:, -1] @ tables[i][1:].T for i in views]
+                [nets[i].encode_last(seq, tables[i]) @ tables[i][1:].T for i in views]
             ).sum(0)
             return scores.cpu().numpy()
 
