@@ -58,16 +58,10 @@ class TestSASRec(StrategyConformance):
 
 
 class TestTextSASRec(StrategyConformance):
+    """The default: three views (ID, text-initialised, text adapter)."""
+
     strategy = TextSASRec
     params = FAST
-
-
-TWO_VIEWS = {**FAST, "text": "init,fuse"}
-
-
-class TestTwoViewTextSASRec(StrategyConformance):
-    strategy = TextSASRec
-    params = TWO_VIEWS
 
 
 SAMPLED = {**FAST, "loss": "sampled", "n_negatives": 8}
