@@ -273,3 +273,22 @@ def test_last_position_encoding_matches_the_full_one(n_blocks):
     with torch.no_grad():
         table = net.item_table()
         assert torch.allclose(net.encode_last(seq, table), net.encode(seq, table)[:, -1], atol=1e-6)
+
+
+def test_model_saved_before_views_still_loads(tmp_path):
+    """Artefacts from before views (state keys without a view index) load as one view."""
+    from lmrec._arrays import read_arrays, write_arrays
+    from lmrec.models.base import load_model
+
+    log = chain_log()
+    model = TextSASRec({**FAST, "text": "fuse"}).fit(
+        TrainingData(log, item_vectors=chain_vectors(log.n_items))
+    )
+    path = model.save(tmp_path / "m")
+    state = read_arrays(path / "state.safetensors", "model arrays")
+    assert "net.0.item.weight" in state
+    write_arrays(
+        path / "state.safetensors", {k.replace("net.0.", "net.", 1): v for k, v in state.items()}
+    )
+    h = Histories.from_lists([[1, 2, 3], [7]])
+    np.testing.assert_array_equal(load_model(path).score(h), model.score(h))

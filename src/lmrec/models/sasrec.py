@@ -429,6 +429,8 @@ class SASRec(Recommender):
         return {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        if "net.item.weight" in state:  # saved before views existed: one transformer
+            state = {f"net.0.{k[4:]}": v for k, v in state.items()}
         # Every text view holds the same frozen text vectors (row 0: padding).
         text = next((v for k, v in state.items() if k.endswith(".text")), None)
         self.net_ = self._build(text[1:] if text is not None else None)
