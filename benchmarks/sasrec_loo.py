@@ -89,7 +89,7 @@ VARIANTS = {
     "sasrec-text-init": (TextSASRec, {"text": "init"}),
     "sasrec-text-dual": (TextSASRec, {"text": "dual"}),
     "sasrec-text-init-fuse": (TextSASRec, {"text": "init-fuse"}),
-    # Two views side by side, scores summed (see SASRecConfig.copies / TextSASRecConfig.text).
+    # Several views side by side, scores summed (SASRecConfig.copies, TextSASRecConfig.text).
     "sasrec-2-views": (SASRec, {"copies": 2}),
     "sasrec-text-init+fuse": (TextSASRec, {"text": "init,fuse"}),
     "sasrec-text-none+init+fuse": (TextSASRec, {"text": "none,init,fuse"}),
