@@ -15,16 +15,11 @@ from implicit.cpu import _als
 from pydantic import Field
 from threadpoolctl import threadpool_limits
 
+from lmrec._cpu import usable_cores
 from lmrec.data.interactions import Histories
 from lmrec.models.base import ModelConfig, Recommender, TrainingData
 
 __all__ = ["ALS", "BPR", "ALSConfig", "BPRConfig", "fold_in"]
-
-
-def _threads() -> int:
-    import os
-
-    return max(1, len(os.sched_getaffinity(0)))
 
 
 def fold_in(
@@ -47,7 +42,7 @@ def fold_in(
         out,
         factors,
         reg,
-        num_threads=_threads(),
+        num_threads=usable_cores(),
     )
     return out
 
@@ -81,7 +76,7 @@ class ALS(Recommender):
                 alpha=cfg.alpha,
                 iterations=cfg.epochs,
                 random_state=cfg.seed,
-                num_threads=_threads(),
+                num_threads=usable_cores(),
             )
             model.fit(x, show_progress=False)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
@@ -134,7 +129,7 @@ class BPR(Recommender):
                 regularization=cfg.reg,
                 iterations=cfg.epochs,
                 random_state=cfg.seed,
-                num_threads=_threads(),
+                num_threads=usable_cores(),
             )
             model.fit(x, show_progress=False)
         # implicit appends an item-bias column (the user side holds a constant 1 there).

@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from lmrec._cpu import usable_cores
 from lmrec.data.interactions import Histories, Interactions
 from lmrec.errors import LmrecError
 from lmrec.evaluation.evaluator import EvalOptions, evaluate_model
@@ -157,7 +158,7 @@ class SASRec(Recommender):
 
     def _fit(self, data: TrainingData) -> None:
         c = self.config
-        torch.set_num_threads(c.num_threads or len(os.sched_getaffinity(0)))
+        torch.set_num_threads(c.num_threads or usable_cores())
         torch.manual_seed(c.seed)
         vectors = (
             None if data.item_vectors is None else np.asarray(data.item_vectors, dtype=np.float32)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lmrec._cpu import usable_cores
 from lmrec.errors import LmrecError
 from lmrec.text._encoder import (
     BatchEncoder,
@@ -224,13 +225,6 @@ def quantize_onnx(
     return final
 
 
-def _usable_cpus() -> int:
-    """CPU cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(len(os.sched_getaffinity(0)), 1)
-    return max(os.cpu_count() or 1, 1)
-
-
 def _session(path: Path, threads: int | None) -> onnxruntime.InferenceSession:
     import onnxruntime as ort
 
@@ -337,7 +331,7 @@ class OnnxEncoder(BatchEncoder):
         if self.config.parallel_batches:
             # One runtime thread per batch; `threads` batches run at once. Unset, one per
             # core up to _MAX_DEFAULT_WORKERS: each batch in flight holds its own activations.
-            self._workers = threads or min(_usable_cpus(), _MAX_DEFAULT_WORKERS)
+            self._workers = threads or min(usable_cores(), _MAX_DEFAULT_WORKERS)
             threads = 1
         self._session = _session(path, threads)
         self._model_path = path
