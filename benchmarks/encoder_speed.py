@@ -263,7 +263,7 @@ def main() -> int:
             },
             "onnx_export_and_int8_quantise_seconds": round(export_seconds, 2),
         }
-        int8_cosine = agreement(vectors["int8_onnx"], vectors[base])["mean"]
+        int8_cosine = result["cosine_to_baseline"]["int8_onnx"]["mean"]  # type: ignore[index]
         result["targets"] = {
             "int8_ratio>=2.0": result["int8_over_fp32_torch"] >= 2.0,  # type: ignore[operator]
             "int8_over_lmrec_fp32_torch>=2.0": result["int8_over_lmrec_fp32_torch"] >= 2.0,  # type: ignore[operator]
