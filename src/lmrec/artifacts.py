@@ -43,6 +43,7 @@ from lmrec.data.interactions import Interactions
 from lmrec.data.vocabulary import Vocabulary
 from lmrec.errors import LmrecError
 from lmrec.models.base import Recommender, TrainingData, class_path, load_model
+from lmrec.pipeline._query import PipelineConfig
 
 __all__ = ["ARTIFACT_FORMAT", "Artifact", "build_artifact", "load_artifact", "train_artifact"]
 
@@ -79,6 +80,11 @@ class Artifact:
     def strategy(self) -> str:
         """The strategy's class name, e.g. `EASE`."""
         return str(self.manifest["model"]["class"]).rpartition(":")[2]
+
+    @property
+    def pipeline_config(self) -> PipelineConfig:
+        """The pipeline settings (default re-ranking knobs) the artefact was built with."""
+        return PipelineConfig.model_validate(self.manifest.get("pipeline", {}))
 
     @property
     def text_model(self) -> str | None:
@@ -149,9 +155,11 @@ def build_artifact(
     item_vectors: np.ndarray | None = None,
     text_model_identity: str | None = None,
     training: Interactions | None = None,
+    pipeline: PipelineConfig | None = None,
 ) -> Path:
     """Write a fitted `model` and what serving needs into a new artefact directory `out_dir`.
 
+    `pipeline` holds the default re-ranking knobs the server applies.
     `training` is the log the model learned from (default: the dataset's
     interactions); its per-user histories let the server answer known users.
     `item_vectors` (row `i` = item `i`) and the identity of the text model that
@@ -219,6 +227,7 @@ def build_artifact(
                 "config": model.config.model_dump(mode="json"),
                 "n_items": model.n_items,
             },
+            "pipeline": (pipeline or PipelineConfig()).model_dump(mode="json"),
             "text_model": text_model_identity if item_vectors is not None else None,
             "vector_dim": None if item_vectors is None else int(item_vectors.shape[1]),
             "files": {

@@ -93,11 +93,16 @@ def _run(
     refit: bool = True,
 ) -> Any:
     from lmrec.evaluation import EvalOptions, ModelSpec, parse_params, run_experiment
+    from lmrec.evaluation.runner import RERANK, pipeline_config
 
     by_model = parse_params(params)
-    unknown = set(by_model) - set(model_names)
+    unknown = set(by_model) - set(model_names) - {RERANK}
     if unknown:
-        raise LmrecError(f"--param names models not being evaluated: {', '.join(sorted(unknown))}")
+        raise LmrecError(
+            f"--param names models not being evaluated: {', '.join(sorted(unknown))} "
+            f"(or use {RERANK}.KEY=VALUE for a re-ranking knob)"
+        )
+    pipeline = pipeline_config(by_model)
     specs = [ModelSpec.parse(name, by_model.get(name)) for name in model_names]
     item_vectors = None
     if always_text or any(spec.cls.uses_text for spec in specs):
@@ -135,6 +140,7 @@ def _run(
             item_vectors=item_vectors,
             on_event=on_event,
             refit=refit,
+            pipeline=pipeline,
         )
 
 
@@ -179,7 +185,7 @@ def evaluate(
     param: Annotated[
         list[str] | None,
         typer.Option(
-            help="Hyperparameter MODEL.KEY=VALUE, repeatable (e.g. ease.reg=500, fused.mmr_lambda=0.8, fused.strategies=ease,content, sasrec.epochs=50)."
+            help="Hyperparameter MODEL.KEY=VALUE, repeatable (e.g. ease.reg=500, fused.strategies=ease,content, sasrec.epochs=50); rerank.KEY=VALUE sets a re-ranking knob of every pipeline (rerank.mmr_lambda=0.8, rerank.exposure_cap=2)."
         ),
     ] = None,
     k: Annotated[

@@ -8,14 +8,9 @@ import pytest
 from lmrec.data import Histories
 from lmrec.data.loaders import load_dataset
 from lmrec.models import TrainingData
-from lmrec.models.base import Recommender
+from lmrec.models.base import Recommender, drop_one_contributions
 from lmrec.models.names import resolve_strategy
-from lmrec.ranking.explain import (
-    Explanation,
-    contributions,
-    drop_one_contributions,
-    top_contributions,
-)
+from lmrec.ranking.explain import Explanation, top_contributions
 from lmrec.ranking.topk import top_k
 
 
@@ -37,7 +32,7 @@ def faithfulness(model: Recommender, log, n: int = 150, seed: int = 0) -> float:
         s = model.score(Histories.from_lists([h]))
         s[0, h] = -np.inf
         item = int(top_k(s, 1)[0, 0])
-        cited = top_contributions(h, contributions(model, h, np.array([item]))[0], n=1)
+        cited = top_contributions(h, model.contributions(h, np.array([item]))[0], n=1)
         if not cited:
             continue
         without = h[h != cited[0][0]]
@@ -78,8 +73,10 @@ class _BestPart(Recommender):
         self._part: Recommender | None = None
 
     def contributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
-        self._part = self.fused.part(self.fused.attribute(history, items)[0].strategy)  # type: ignore[attr-defined]
-        return self.fused.contributions(history, items)  # type: ignore[attr-defined,no-any-return]
+        found = self.fused.attribute(history, items)
+        assert found is not None
+        self._part = self.fused.part(found[0].strategy)  # type: ignore[attr-defined]
+        return self.fused.contributions(history, items)
 
     def _score(self, histories: Histories) -> np.ndarray:
         return (self._part or self.fused).score(histories)
@@ -97,7 +94,7 @@ def test_contributions_sum_to_the_score(sample, name) -> None:  # type: ignore[n
     model = resolve_strategy(name)().fit(data)
     h = data.interactions.history(3).astype(np.int64)
     items = np.array([0, 5, 17])
-    c = contributions(model, h, items)
+    c = model.contributions(h, items)
     s = model.score(Histories.from_lists([h]))[0, items]
     np.testing.assert_allclose(c.sum(axis=1), s, rtol=1e-4, atol=1e-5)
 
@@ -108,7 +105,7 @@ def test_drop_one_matches_exact_contributions_for_a_linear_model(sample) -> None
     h = np.unique(data.interactions.history(7).astype(np.int64))
     items = np.array([1, 2])
     np.testing.assert_allclose(
-        drop_one_contributions(model, h, items), contributions(model, h, items), atol=1e-4
+        drop_one_contributions(model, h, items), model.contributions(h, items), atol=1e-4
     )
 
 
@@ -117,7 +114,7 @@ def test_profile_contributions_are_what_removing_each_item_costs(sample) -> None
     model = resolve_strategy("content")().fit(data)
     h = data.interactions.history(3).astype(np.int64)
     item = 17
-    c = contributions(model, h, np.array([item]))[0]
+    c = model.contributions(h, np.array([item]))[0]
     full = model.score(Histories.from_lists([h]))[0, item]
     for p in range(len(h)):
         without = model.score(Histories.from_lists([np.delete(h, p)]))[0, item]
@@ -126,10 +123,9 @@ def test_profile_contributions_are_what_removing_each_item_costs(sample) -> None
 
 def test_sentence_is_composed_from_the_facts() -> None:
     e = Explanation(
-        item=9,
         strategy="ease",
         contributor="ease",
-        contributions=[(1, 0.3), (2, 0.1)],
+        contributions=[("1", 0.3), ("2", 0.1)],
         strategy_ranks={"ease": 0, "content": 4},
         interest="Mascara",
         shared_attributes=["brand=Acme"],

@@ -1,6 +1,11 @@
 """Evaluation: full-ranking metrics, beyond-accuracy, segments, significance, reports."""
 
-from lmrec.evaluation.evaluator import EvalOptions, ModelEvaluation, evaluate_model
+from lmrec.evaluation.evaluator import (
+    EvalOptions,
+    ModelEvaluation,
+    evaluate_model,
+    evaluate_pipeline,
+)
 from lmrec.evaluation.metrics import accuracy_metrics, gini, intra_list_diversity, novelty
 from lmrec.evaluation.report import write_report
 from lmrec.evaluation.runner import Experiment, ModelSpec, parse_params, run_experiment
@@ -16,6 +21,7 @@ __all__ = [
     "accuracy_metrics",
     "bootstrap_ci",
     "evaluate_model",
+    "evaluate_pipeline",
     "gini",
     "intra_list_diversity",
     "novelty",

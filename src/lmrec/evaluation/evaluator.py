@@ -1,8 +1,11 @@
-"""Full-ranking evaluation: every model ranks all items for every test user.
+"""Full-ranking evaluation: a pipeline ranks all items for every test user.
 
-No sampled negatives. Each user's input items (training plus validation, by
-default) are removed from the candidates; the relevant items are the user's
-test targets. Scoring runs in batches so memory stays bounded.
+The lists come from `Pipeline.rank`, the same code that answers the server's
+requests (cold start, new items, filters and re-ranking included), so a figure
+measured here is a figure of the served system. No sampled negatives. Each user's
+input items (training plus validation, by default) are removed from the
+candidates; the relevant items are the user's test targets. Ranking runs in
+batches so memory stays bounded.
 """
 
 from __future__ import annotations
@@ -10,11 +13,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from lmrec.data.catalog import Catalog
 from lmrec.data.interactions import Interactions
+from lmrec.data.vocabulary import Vocabulary
 from lmrec.evaluation.metrics import (
     accuracy_metrics,
     gini,
@@ -22,9 +28,9 @@ from lmrec.evaluation.metrics import (
     novelty,
 )
 from lmrec.models.base import Recommender
-from lmrec.ranking.topk import exclude, top_k
+from lmrec.pipeline import Pipeline, Query, UserHistories
 
-__all__ = ["EvalOptions", "ModelEvaluation", "evaluate_model", "head_items"]
+__all__ = ["EvalOptions", "ModelEvaluation", "evaluate_model", "evaluate_pipeline", "head_items"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,8 @@ class ModelEvaluation:
     #: What the model was fit on: "train" or "train+valid".
     fit_on: str = "train"
     extra: dict[str, float] = field(default_factory=dict)
+    #: What fitting chose (`Recommender.describe`: e.g. the fusion and its weights).
+    chosen: dict[str, Any] = field(default_factory=dict)
 
 
 def head_items(item_counts: np.ndarray, head_share: float) -> np.ndarray:
@@ -87,38 +95,71 @@ def evaluate_model(
     options: EvalOptions | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ModelEvaluation:
-    """Rank all items for every user with targets and measure.
+    """`evaluate_pipeline` for a fitted model and its input log, without vocabularies.
 
-    `history` is the model input (and the exclusion set); `targets` the relevant
-    items. `item_popularity` (training counts) drives novelty, popularity and
-    head/tail segments; `item_vectors` drive intra-list diversity. `progress` is
-    called with the number of users done after each batch.
+    The model is wrapped in a `Pipeline` over index ids, with `history` as the
+    users' histories (the model input and the exclusion set); `item_vectors` drive
+    intra-list diversity only.
+    """
+    n_items = max(history.n_items, targets.n_items)
+    users = Vocabulary(range(max(history.n_users, targets.n_users)))
+    pipeline = Pipeline(
+        model,
+        Vocabulary(range(n_items)),
+        Catalog.empty(n_items),
+        histories=UserHistories.from_interactions(users, history.with_sizes(len(users), n_items)),
+    )
+    return evaluate_pipeline(pipeline, targets, item_popularity, item_vectors, options, progress)
+
+
+def evaluate_pipeline(
+    pipeline: Pipeline,
+    targets: Interactions,
+    item_popularity: np.ndarray | None = None,
+    item_vectors: np.ndarray | sp.spmatrix | None = None,
+    options: EvalOptions | None = None,
+    progress: Callable[[int], None] | None = None,
+    knobs: dict[str, object] | None = None,
+) -> ModelEvaluation:
+    """Rank all items for every user with targets, through `pipeline`, and measure.
+
+    The pipeline's user histories are the model input (and the exclusion set);
+    `targets` (same user and item indexes) the relevant items. `item_popularity`
+    (training counts) drives novelty, popularity and head/tail segments;
+    `item_vectors` drive intra-list diversity; `knobs` are every query's re-ranking
+    knobs. `progress` is called with the number of users done after each batch.
     """
     opts = options or EvalOptions()
     start = time.perf_counter()
-    n_items = history.n_items
+    n_items = targets.n_items
     kmax = max(max(opts.ks), opts.save_top)
     truth = targets.matrix(binary=True)
     users = np.flatnonzero(np.diff(truth.indptr) > 0)
-    popularity = item_popularity if item_popularity is not None else history.item_counts
+    known = pipeline.histories
+    history_lengths = np.diff(known.indptr)
+    history_lengths = np.concatenate(
+        [history_lengths, np.zeros(max(0, targets.n_users - len(history_lengths)), np.int64)]
+    )
+    popularity = item_popularity if item_popularity is not None else known.item_counts(n_items)
     head = head_items(np.asarray(popularity[:n_items]), opts.head_share)
 
-    hist_csr = history.matrix(binary=True)
-    batch = _batch_size(max(n_items, model.n_items), opts.batch_size)
+    batch = _batch_size(max(n_items, pipeline.n_items), opts.batch_size)
     rankings = np.full((len(users), kmax), -1, dtype=np.int64)
     for lo in range(0, len(users), batch):
         rows = users[lo : lo + batch]
-        scores = model.score(history.histories(rows))
-        if scores.shape[1] < n_items:  # items the model has never seen score lowest
-            pad = np.full(
-                (len(rows), n_items - scores.shape[1]), -np.finfo(np.float32).max, np.float32
+        queries = [
+            Query(
+                user_id=known.users.id(int(u)),
+                k=kmax,
+                exclude_seen=opts.exclude_history,
+                knobs=knobs or {},
+                explain=False,
             )
-            scores = np.hstack([scores, pad])
-        scores = scores[:, :n_items]
-        if opts.exclude_history:
-            exclude(scores, hist_csr[rows])
-        top = top_k(scores, kmax)
-        rankings[lo : lo + len(rows), : top.shape[1]] = top
+            for u in rows
+        ]
+        for r, answer in enumerate(pipeline.rank(queries)):
+            top = answer.items[answer.items < n_items]
+            rankings[lo + r, : len(top)] = top
         if progress:
             progress(len(rows))
 
@@ -128,8 +169,8 @@ def evaluate_model(
     hits = np.zeros(rankings.shape, dtype=bool)
     for lo in range(0, len(users), batch):
         dense = t[lo : lo + batch].toarray() > 0
-        r = rankings[lo : lo + batch]
-        hits[lo : lo + batch] = np.take_along_axis(dense, np.maximum(r, 0), axis=1) & (r >= 0)
+        ranked = rankings[lo : lo + batch]
+        hits[lo : lo + batch] = np.take_along_axis(dense, np.maximum(ranked, 0), axis=1) & (ranked >= 0)
 
     per_user: dict[str, np.ndarray] = {}
     for k in opts.ks:
@@ -144,7 +185,7 @@ def evaluate_model(
     summary[f"coverage@{k0}"] = float((exposure > 0).mean())
     summary[f"gini@{k0}"] = gini(exposure)
     per_user[f"novelty@{k0}"] = novelty(
-        valid_top, np.asarray(popularity[:n_items]), history.n_users
+        valid_top, np.asarray(popularity[:n_items]), len(known.users)
     )
     per_user[f"avg_popularity@{k0}"] = np.asarray(popularity, dtype=np.float64)[valid_top].mean(
         axis=1
@@ -168,7 +209,7 @@ def evaluate_model(
             summary[key] = float(per_user[key].mean()) if len(users) else float("nan")
 
     segments, segment_users = _segments(
-        hits, rankings, t, n_rel, head, history.user_counts[users], per_user, opts
+        hits, rankings, t, n_rel, head, history_lengths[users], per_user, opts
     )
     return ModelEvaluation(
         users=users,

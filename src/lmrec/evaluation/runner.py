@@ -19,12 +19,16 @@ import scipy.sparse as sp
 
 from lmrec.data.dataset import Dataset
 from lmrec.data.splitting import Split, split
-from lmrec.evaluation.evaluator import EvalOptions, ModelEvaluation, evaluate_model
+from lmrec.evaluation.evaluator import EvalOptions, ModelEvaluation, evaluate_pipeline
 from lmrec.evaluation.significance import bootstrap_ci, paired_test
 from lmrec.models.base import Recommender, TrainingData
 from lmrec.models.names import resolve_strategy
+from lmrec.pipeline import Pipeline, PipelineConfig, UserHistories
 
-__all__ = ["Experiment", "ModelSpec", "parse_params", "run_experiment"]
+__all__ = ["Experiment", "ModelSpec", "parse_params", "pipeline_config", "run_experiment"]
+
+#: The `--param` prefix of the pipeline's re-ranking knobs (`rerank.mmr_lambda=0.7`).
+RERANK = "rerank"
 
 #: Metrics that get a bootstrap confidence interval in reports.
 CI_METRICS = ("ndcg@10", "recall@10", "hr@10", "mrr@10")
@@ -57,6 +61,24 @@ def _coerce(value: str) -> Any:
     if value.lower() in ("true", "false"):
         return value.lower() == "true"
     return value
+
+
+def pipeline_config(params: dict[str, dict[str, Any]]) -> PipelineConfig:
+    """The pipeline settings in parsed `--param`s: `rerank.KEY=VALUE` sets a re-ranking knob."""
+    from pydantic import ValidationError
+
+    from lmrec.errors import ConfigError
+
+    try:
+        return PipelineConfig.model_validate({"rerank": params.get(RERANK, {})})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        from lmrec.ranking.rerank import RerankOptions
+
+        raise ConfigError(
+            f"--param {where}: {first['msg']} (re-ranking knobs: {', '.join(RerankOptions.model_fields)})"
+        ) from None
 
 
 def parse_params(assignments: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -129,6 +151,8 @@ class Experiment:
                         "p_ttest": _round(t.p_ttest),
                     }
             row.update({k: _round(v) for k, v in res.extra.items()})
+            if res.chosen:
+                row["chosen"] = res.chosen
             out["results"][name] = row
         return out
 
@@ -192,6 +216,7 @@ def run_experiment(
     item_vectors: np.ndarray | None = None,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
     refit: bool = True,
+    pipeline: PipelineConfig | None = None,
 ) -> Experiment:
     """Split `dataset` by `protocol`, fit and evaluate every model, return the results.
 
@@ -200,6 +225,8 @@ def run_experiment(
     With `refit`, strategies that do not use validation data are fit on training plus
     validation interactions; those that do (early stopping, tuning) on training only.
     `on_event(kind, info)` receives progress: ("fit", {...}), ("batch", {...}), ("done", {...}).
+    Every model ranks through a `Pipeline` (with `pipeline`'s settings), the object
+    an artefact of it would serve.
     """
     options = options or EvalOptions()
     started = datetime.now(UTC).isoformat(timespec="seconds")
@@ -226,9 +253,16 @@ def run_experiment(
         emit(
             "evaluate", {"model": spec.name, "n_users": int((the_split.test.user_counts > 0).sum())}
         )
-        res = evaluate_model(
+        served = Pipeline(
             model,
-            history,
+            dataset.items,
+            dataset.catalog,
+            histories=UserHistories.from_interactions(dataset.users, history),
+            item_vectors=item_vectors,
+            config=pipeline,
+        )
+        res = evaluate_pipeline(
+            served,
             the_split.test,
             item_popularity=popularity,
             item_vectors=diversity_vectors,
@@ -237,6 +271,7 @@ def run_experiment(
         )
         res.fit_seconds = fit_seconds
         res.fit_on = "train" if fit_data is data else "train+valid"
+        res.chosen = model.describe()
         results[spec.name] = res
         emit("done", {"model": spec.name, "summary": res.summary, "fit_seconds": fit_seconds})
     if reference is not None and reference not in results:

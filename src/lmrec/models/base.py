@@ -24,7 +24,17 @@ from lmrec.data.catalog import Catalog
 from lmrec.data.interactions import Histories, Interactions
 from lmrec.errors import ConfigError, LmrecError, NotFittedError
 
-__all__ = ["ModelConfig", "Recommender", "TrainingData", "class_path", "import_class", "load_model"]
+__all__ = [
+    "Attribution",
+    "ModelConfig",
+    "Recommender",
+    "TrainingData",
+    "class_path",
+    "drop_one_contributions",
+    "import_class",
+    "last_occurrence",
+    "load_model",
+]
 
 FORMAT_VERSION = 1
 
@@ -78,6 +88,42 @@ class TrainingData:
         return x
 
 
+@dataclass(frozen=True)
+class Attribution:
+    """Where a fused item came from: the strategy that ranked it best and every rank (0-based)."""
+
+    strategy: str
+    ranks: dict[str, int]
+
+
+def last_occurrence(history: np.ndarray) -> np.ndarray:
+    """Mask of each position that is the last occurrence of its item."""
+    mask = np.zeros(len(history), dtype=bool)
+    seen: set[int] = set()
+    for p in range(len(history) - 1, -1, -1):
+        if int(history[p]) not in seen:
+            seen.add(int(history[p]))
+            mask[p] = True
+    return mask
+
+
+def drop_one_contributions(
+    model: Recommender, history: np.ndarray, items: np.ndarray
+) -> np.ndarray:
+    """Score of each item minus its score with one history position removed."""
+    n = len(history)
+    if n == 0:
+        return np.zeros((len(items), 0), dtype=np.float32)
+    variants = [history] + [np.delete(history, p) for p in range(n)]
+    scores = model.score(Histories.from_lists(variants))
+    inside = (items >= 0) & (items < scores.shape[1])
+    cols = np.where(inside, items, 0)
+    base = scores[0, cols]
+    out = base[:, None] - scores[1:, cols].T
+    out[~inside] = 0.0
+    return out.astype(np.float32)  # type: ignore[no-any-return]
+
+
 def class_path(cls: type) -> str:
     """`module:QualName` of a class, as written in configs and artefacts."""
     return f"{cls.__module__}:{cls.__qualname__}"
@@ -102,6 +148,12 @@ class Recommender(ABC):
 
     Subclasses set `Config` (a `ModelConfig`), implement `_fit`, `_score`,
     `_state` and `_set_state`. The constructor only stores the config.
+
+    Optional abilities are base methods with a general default, overridden where a
+    strategy can do better (never probed with `getattr`): `score_queries` (use a
+    free-text query vector; `query_aware` says whether it does), `contributions`
+    (each history item's part in a score; default drop-one), `attribute` (which part
+    of a composite proposed an item; default None) and `describe` (what fitting chose).
     """
 
     Config: ClassVar[type[ModelConfig]] = ModelConfig
@@ -160,6 +212,39 @@ class Recommender(ABC):
         if len(histories) == 0:
             return np.zeros((0, self.n_items), dtype=np.float32)
         return np.asarray(self._score(histories), dtype=np.float32)
+
+    #: True when `score_queries` uses the query vectors (otherwise it is `score`).
+    query_aware: ClassVar[bool] = False
+
+    def score_queries(
+        self, histories: Histories, query_vectors: np.ndarray | None = None
+    ) -> np.ndarray:
+        """`score`, with unit free-text query vectors (queries x d; zero row = none) as input.
+
+        Strategies that are not `query_aware` ignore them (the pipeline steers
+        their scores by text instead).
+        """
+        return self.score(histories)
+
+    def contributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """(len(items) x len(history)): each history position's part in each item's score.
+
+        Default: drop-one, the score lost when that position is removed (exact for
+        any strategy, one batched `score` call). Strategies whose score is a sum over
+        history items return the terms of that sum instead.
+        """
+        self._require_fitted()
+        return drop_one_contributions(
+            self, np.asarray(history, dtype=np.int64), np.asarray(items, dtype=np.int64)
+        )
+
+    def attribute(self, history: np.ndarray, items: np.ndarray) -> list[Attribution] | None:
+        """For a composite strategy, which part proposed each item; None for a single one."""
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """What fitting chose (e.g. fusion weights), for evaluation output; empty by default."""
+        return {}
 
     @abstractmethod
     def _fit(self, data: TrainingData) -> None: ...

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from lmrec.data.interactions import Histories
 from lmrec.errors import LmrecError
-from lmrec.models.base import ModelConfig, Recommender, TrainingData
+from lmrec.models.base import ModelConfig, Recommender, TrainingData, last_occurrence
 
 __all__ = ["EASE", "EASEConfig"]
 
@@ -51,6 +51,19 @@ class EASE(Recommender):
     def _score(self, histories: Histories) -> np.ndarray:
         h = histories.to_csr(self.n_items, binary=True)
         return np.asarray(h @ self.weights_)
+
+    def contributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """The learned item-item weight of each history item, the terms of the score."""
+        self._require_fitted()
+        h = np.asarray(history, dtype=np.int64)
+        it = np.asarray(items, dtype=np.int64)
+        inside_h = (h >= 0) & (h < self.n_items)
+        inside_i = (it >= 0) & (it < self.n_items)
+        w = (last_occurrence(h) & inside_h).astype(np.float64)  # binary history: once per item
+        rows = self.weights_[np.where(inside_h, h, 0)][:, np.where(inside_i, it, 0)]
+        out = (rows * w[:, None]).T
+        out[~inside_i] = 0.0
+        return out.astype(np.float32)  # type: ignore[no-any-return]
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"weights": self.weights_}

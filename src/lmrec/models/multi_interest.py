@@ -37,7 +37,7 @@ import numpy as np
 from pydantic import Field
 
 from lmrec.data.catalog import Catalog
-from lmrec.data.interactions import Histories
+from lmrec.data.interactions import Histories, Interactions
 from lmrec.models.base import ModelConfig, Recommender, TrainingData
 
 __all__ = [
@@ -181,6 +181,13 @@ class MultiInterest(Recommender):
         assert data.item_vectors is not None
         self.vectors_ = np.ascontiguousarray(_unit(data.item_vectors), dtype=np.float32)
         self.n_items = len(self.vectors_)
+
+    @classmethod
+    def over(cls, vectors: np.ndarray, config: MultiInterestConfig | None = None) -> MultiInterest:
+        """A multi-interest model fitted to item vectors alone (it learns nothing else)."""
+        n = len(vectors)
+        log = Interactions.build(np.zeros(0), np.zeros(0), 0, n)
+        return cls(config).fit(TrainingData(log, item_vectors=vectors))
 
     def add_items(self, vectors: np.ndarray) -> None:
         """Append text vectors of new items; they are scored from the next call on."""

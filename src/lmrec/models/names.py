@@ -24,7 +24,7 @@ STRATEGIES: dict[str, str] = {
     "sasrec": "lmrec.models.sasrec:SASRec",
     "text-sasrec": "lmrec.models.sasrec:TextSASRec",
     "multi-interest": "lmrec.models.multi_interest:MultiInterest",
-    "fused": "lmrec.ranking.decision:Fused",
+    "fused": "lmrec.models.fused:Fused",
 }
 
 

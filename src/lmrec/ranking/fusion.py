@@ -6,7 +6,7 @@
 - `LogisticFusion`: a logistic ranker over per-candidate features (`FEATURES`:
   every strategy's standardised score and reciprocal rank, item popularity and
   age, attribute match and text similarity to the history, text similarity to
-  the query, and context: time of day and device), trained on the validation
+  the query), trained on the validation
   split (history = training log, positives = validation targets, negatives =
   the other candidates). Its weights are plain arrays, saved without pickle.
 """
@@ -37,9 +37,6 @@ ITEM_FEATURES: tuple[str, ...] = (
     "attribute_match",
     "text_history",
     "text_query",
-    "hour_sin",
-    "hour_cos",
-    "mobile",
 )
 
 
@@ -110,20 +107,6 @@ def _standardise_rows(scores: np.ndarray) -> np.ndarray:
     return (scores - mean) / np.maximum(std, 1e-12)
 
 
-def _context_features(context: Mapping[str, object] | None) -> tuple[float, float, float]:
-    """(hour_sin, hour_cos, mobile) from a request context; zeros when absent."""
-    if not context:
-        return 0.0, 0.0, 0.0
-    hour = context.get("hour")
-    hs = hc = 0.0
-    if isinstance(hour, (int, float)):
-        angle = 2 * np.pi * (float(hour) % 24) / 24
-        hs, hc = float(np.sin(angle)), float(np.cos(angle))
-    device = str(context.get("device", "")).lower()
-    mobile = 1.0 if device in ("mobile", "phone", "tablet", "app") else 0.0
-    return hs, hc, mobile
-
-
 def candidate_features(
     strategy_scores: Sequence[np.ndarray],
     candidates: np.ndarray,
@@ -131,13 +114,12 @@ def candidate_features(
     ctx: FeatureContext,
     histories_items: Sequence[np.ndarray],
     query_vectors: np.ndarray | None = None,
-    contexts: Sequence[Mapping[str, object] | None] | None = None,
 ) -> np.ndarray:
     """Features (queries x c x n_features) of candidates (queries x c, -1 = padding).
 
     Columns follow `feature_names`. `strategy_scores[s]` is (queries x n_items);
     `histories_items[q]` the items of query `q`'s history; `query_vectors[q]` a
-    unit query vector (zero row = no query); `contexts[q]` request context.
+    unit query vector (zero row = no query).
     """
     nq, nc = candidates.shape
     safe = np.maximum(candidates, 0)
@@ -178,11 +160,6 @@ def candidate_features(
             if query_vectors is not None and np.any(query_vectors[q]):
                 text_query[q] = np.where(in_v, cv @ query_vectors[q], 0.0)
     cols += [match, text_hist, text_query]
-    for j in range(3):
-        values = np.array(
-            [_context_features(contexts[q] if contexts else None)[j] for q in range(nq)]
-        )
-        cols.append(np.broadcast_to(values[:, None], (nq, nc)))
     return np.stack(cols, axis=-1).astype(np.float32)
 
 

@@ -14,8 +14,8 @@ position after every step, so explanations can say how a knob moved an item.
   [0, 1] scale before mixing (`minmax` over the candidates, or `exp`).
 - `exposure_cap`: at most `cap` items per group (brand, provider) in the list.
 
-Attribute filters and exclusions are masks applied before any of these
-(`lmrec.pipeline` and `lmrec.ranking.decision` do that).
+Attribute filters and exclusions are masks applied before any of these (the
+`lmrec.pipeline` does that); `RerankOptions` is the one place the knobs exist.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "MmrPenalty",
     "MmrRelevance",
+    "MmrSpace",
     "RerankOptions",
     "RerankResult",
     "boost",
@@ -45,6 +46,8 @@ __all__ = [
 MmrPenalty = Literal["max", "mean"]
 #: How MMR scales relevance to [0, 1] before mixing (see `mmr`).
 MmrRelevance = Literal["minmax", "exp"]
+#: The item space MMR measures similarity in: text vectors or attribute tokens.
+MmrSpace = Literal["text", "attributes"]
 
 
 class RerankOptions(BaseModel):
@@ -66,7 +69,11 @@ class RerankOptions(BaseModel):
     (`exp(relevance - max)`: relevance read as a logit, each candidate's odds against
     the best one; the scale no longer depends on the weakest candidate in the pool,
     and a few strong items stay far above a flat tail; meant for logits such as the
-    learned fusion's, since scores of a small range, like RRF's, all map near 1).
+    learned fusion's, since scores of a small range, like RRF's, all map near 1);
+    `mmr_space` the item space MMR measures similarity in: `text` vectors, or
+    `attributes` (the items' attribute tokens, e.g. genres, where the text vectors of
+    one domain are all alike). `boosts` also accept the string form
+    `brand=Acme:0.5,tags=vegan:1` (for `--param rerank.boosts=...`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -80,6 +87,27 @@ class RerankOptions(BaseModel):
     depth: int = Field(default=100, ge=1)
     mmr_penalty: MmrPenalty = "max"
     mmr_relevance: MmrRelevance = "minmax"
+    mmr_space: MmrSpace = "text"
+
+    @field_validator("boosts", mode="before")
+    @classmethod
+    def _parse_boosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            out: dict[str, float] = {}
+            for part in filter(None, (p.strip() for p in value.split(","))):
+                token, _, amount = part.rpartition(":")
+                if not token:
+                    raise ValueError(f"boost {part!r}: expected field=value:amount")
+                out[token] = float(amount)
+            return out
+        return value
+
+    def updated(self, knobs: Mapping[str, object]) -> RerankOptions:
+        """These options with `knobs` (field -> value; None = keep) applied and validated."""
+        changes = {k: v for k, v in knobs.items() if v is not None}
+        if not changes:
+            return self
+        return RerankOptions.model_validate({**self.model_dump(), **changes})
 
     @property
     def list_wise(self) -> bool:

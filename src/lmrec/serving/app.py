@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+from anyio import CapacityLimiter
+from anyio.to_thread import run_sync
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -28,10 +30,10 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lmrec import __version__
+from lmrec._cpu import usable_cores
 from lmrec.errors import LmrecError
 from lmrec.pipeline import Encoder, Recommendation
 from lmrec.pipeline import Query as PipelineQuery
@@ -44,7 +46,6 @@ from lmrec.serving.schemas import (
     ErrorBody,
     EventsRequest,
     EventsResponse,
-    ExplanationOut,
     Id,
     ItemsRequest,
     ItemsResponse,
@@ -132,6 +133,8 @@ class _Services:
     store: SQLiteStateStore
     registry: ModelRegistry
     metrics: _Metrics
+    #: Worker threads that rank (one per usable core: more would only queue on the GIL).
+    ranking_threads: CapacityLimiter
 
 
 class _BodyLimit:
@@ -268,24 +271,8 @@ AdminKey = Depends(_require("admin"))
 
 
 def _out(r: Recommendation) -> RecommendationOut:
-    e = r.explanation
-    # Field by field: `dataclasses.asdict` deep-copies every nested value on the hot path.
     return RecommendationOut(
-        item_id=r.item_id,
-        score=r.score,
-        reasons=r.reasons,
-        explanation=None
-        if e is None
-        else ExplanationOut(
-            strategy=e.strategy,
-            contributor=e.contributor,
-            contributions=e.contributions,
-            strategy_ranks=e.strategy_ranks,
-            interest=e.interest,
-            shared_attributes=e.shared_attributes,
-            rank_changes=e.rank_changes,
-            text=e.text,
-        ),
+        item_id=r.item_id, score=r.score, reasons=r.reasons, explanation=r.explanation
     )
 
 
@@ -316,7 +303,9 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
             raise
         metrics.model.labels(pipeline.version).set(1)
         metrics.items.set(pipeline.n_items)
-        app.state.services = _Services(settings, store, registry, metrics)
+        app.state.services = _Services(
+            settings, store, registry, metrics, CapacityLimiter(usable_cores())
+        )
         try:
             yield
         finally:
@@ -364,7 +353,7 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
     # -- health and metrics (no key) --------------------------------------------
 
     @app.get("/health/live", tags=["health"])
-    def live() -> dict[str, str]:
+    async def live() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
@@ -423,13 +412,10 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
     )
     async def recommend(body: RecommendationRequest, svc: Services) -> RecommendationResponse:
         """Top-k items for a user and/or a history; consumed and not-interested items are left out."""
-        # A query is 1-3 ms of Python and numpy, so it runs inline on the event loop:
-        # in a worker thread it would fight the loop for the GIL, and under load that
-        # convoy, not the scoring, set the tail latency. Free-text queries run the
-        # sentence encoder (tens of ms, mostly outside the GIL), so they go to a thread.
-        if body.query and svc.registry.pipeline.encoder is not None:
-            return await run_in_threadpool(_recommend, body, svc)
-        return _recommend(body, svc)
+        # Ranking is numpy and Python work of milliseconds to seconds (a long history,
+        # a large k, explanations): it runs in a few worker threads, never on the event
+        # loop, so health checks and other requests are answered meanwhile.
+        return await run_sync(_recommend, body, svc, limiter=svc.ranking_threads)
 
     def _recommend(body: RecommendationRequest, svc: _Services) -> RecommendationResponse:
         history: list[str] = []
@@ -441,7 +427,7 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
         pipeline = svc.registry.pipeline
         query = PipelineQuery(
             user_id=body.user_id,
-            history=[*history, *body.history],
+            history=[*history, *body.history][-svc.settings.history_limit :],
             k=min(body.k, svc.settings.max_k),
             exclude=body.exclude,
             negative=negative,
@@ -449,13 +435,7 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
             exclude_seen=body.exclude_seen,
             use_trained_history=not erased,
             text=body.query,
-            mmr_lambda=body.mmr_lambda,
-            mmr_penalty=body.mmr_penalty,
-            mmr_relevance=body.mmr_relevance,
-            exposure_cap=body.exposure_cap,
-            exposure_field=body.exposure_field,
-            boosts=body.boosts,
-            context=body.context,
+            knobs=body.knobs(),
             explain=body.explain,
         )
         recs = pipeline.recommend(query)

@@ -14,6 +14,9 @@ from pydantic import (
     model_validator,
 )
 
+from lmrec.ranking.explain import Explanation
+from lmrec.ranking.rerank import RerankOptions
+
 __all__ = [
     "MAX_BATCH",
     "MAX_ID_BYTES",
@@ -24,7 +27,6 @@ __all__ = [
     "EventIn",
     "EventsRequest",
     "EventsResponse",
-    "ExplanationOut",
     "ItemIn",
     "ItemsRequest",
     "ItemsResponse",
@@ -138,7 +140,6 @@ class RecommendationRequest(_Body):
         description="Item ids the user just interacted with, oldest first.",
     )
     k: int = Field(10, ge=1, le=MAX_K, description=f"How many items (1 to {MAX_K}).")
-    context: dict[str, Any] = Field(default_factory=dict)
     query: str | None = Field(
         None, max_length=1000, description="Free text that steers the answer."
     )
@@ -182,24 +183,18 @@ class RecommendationRequest(_Body):
             'e.g. {"brand=Acme": 1.0}.'
         ),
     )
-    explain: bool = Field(True, description="Return an explanation for every item.")
-
-
-class ExplanationOut(BaseModel):
-    """The facts behind one item and the sentence composed from them."""
-
-    strategy: str = Field(description="The strategy that proposed the item.")
-    contributor: str = Field(description="The strategy whose scoring the contributions come from.")
-    contributions: list[tuple[str, float]] = Field(
-        description="History items and how much each added to the item's score, largest first."
+    explain: bool = Field(
+        True,
+        description="Return an explanation for each item (the first 50 of a list; the artefact's `explain_limit`).",
     )
-    strategy_ranks: dict[str, int] = Field(description="Each fused strategy's rank (0-based).")
-    interest: str | None = Field(description="The user's interest the item serves.")
-    shared_attributes: list[str]
-    rank_changes: dict[str, int] = Field(
-        description="Places gained (+) or lost (-) per knob: query, mmr, exposure_cap, boosts, not_interested."
-    )
-    text: str
+
+    def knobs(self) -> dict[str, Any]:
+        """The re-ranking knobs this request sets (None = the pipeline's default)."""
+        return self.model_dump(include=_KNOBS, exclude_none=True, exclude_defaults=True)
+
+
+#: The request fields that are re-ranking knobs (`RerankOptions`), set per call.
+_KNOBS = set(RerankOptions.model_fields) & set(RecommendationRequest.model_fields)
 
 
 class RecommendationOut(BaseModel):
@@ -208,7 +203,7 @@ class RecommendationOut(BaseModel):
     item_id: str
     score: float
     reasons: list[str]
-    explanation: ExplanationOut | None = None
+    explanation: Explanation | None = None
 
 
 class RecommendationResponse(BaseModel):

@@ -1,37 +1,34 @@
-"""The decision layer as a strategy: candidates from several strategies -> fusion -> re-rankers.
+"""The decision layer's model: candidates from several strategies, fused into one relevance.
 
-`Fused` is a `Recommender`, so `lmrec evaluate --models fused` and
-`evaluate_model` measure the whole decision layer with the same full-ranking
-protocol as any single strategy, and the serving `Pipeline` runs it like any
-other model (with per-request knobs on top).
+`Fused` is a `Recommender`, so `lmrec evaluate --models fused` measures it with the
+same full-ranking protocol (through the same `Pipeline`, whose re-rankers then
+apply MMR, exposure caps and boosts) as any single strategy.
 
 1. Candidates: each strategy's top `depth` items (history items left out).
 2. Fusion: `learned` (a logistic ranker over `lmrec.ranking.fusion` features,
-   trained on the validation split; falls back to RRF without validation data)
-   or `rrf` (reciprocal rank fusion).
-3. Re-rankers (`lmrec.ranking.rerank`): MMR with `mmr_lambda`, an exposure cap
-   per `exposure_field` value, attribute `boosts`.
+   trained on the validation split) or `rrf` (reciprocal rank fusion).
+3. Selection: with validation data, the fusion is compared on validation (NDCG@10,
+   full ranking) with reciprocal rank fusion and with each strategy alone, and the
+   best is kept, so the decision layer is never below its best part there. A part
+   that adds nothing is dropped that way; `describe()` says what was chosen.
 
-`score` returns a dense (queries x items) matrix whose order is the final list:
-the re-ranked top `rerank_k` first, then the other candidates by fused
-relevance, then every other item (below all candidates, in the first
-strategy's order). `relevance` is the same before the re-rankers.
+Without validation data, the fusion is reciprocal rank fusion (said by `describe()`).
+`score` returns dense (queries x items) relevance: candidates by fused relevance,
+then every other item below all candidates, in the first strategy's order.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from lmrec.data.interactions import Histories
 from lmrec.errors import ConfigError
-from lmrec.models.base import ModelConfig, Recommender, TrainingData
+from lmrec.models.base import Attribution, ModelConfig, Recommender, TrainingData
 from lmrec.models.names import build_component
-from lmrec.ranking.explain import contributions as _contributions
 from lmrec.ranking.fusion import (
     FeatureContext,
     LogisticFusion,
@@ -39,28 +36,35 @@ from lmrec.ranking.fusion import (
     feature_names,
     reciprocal_rank_fusion,
 )
-from lmrec.ranking.rerank import MmrPenalty, MmrRelevance, RerankOptions, rerank
-from lmrec.ranking.topk import top_k
+from lmrec.ranking.topk import exclude, top_k
 
-__all__ = ["Attribution", "Fused", "FusedConfig"]
+__all__ = ["Fused", "FusedConfig"]
+
+
+#: Re-ranking settings that were once fused settings; they are the pipeline's now.
+_MOVED_TO_PIPELINE = (
+    "mmr_lambda",
+    "exposure_field",
+    "exposure_cap",
+    "boosts",
+    "rerank_depth",
+    "rerank_k",
+    "mmr_space",
+    "mmr_penalty",
+    "mmr_relevance",
+)
 
 
 class FusedConfig(ModelConfig):
-    """The decision layer's settings, flat so `--param fused.KEY=VALUE` reaches each one.
+    """The fused model's settings, flat so `--param fused.KEY=VALUE` reaches each one.
 
     `strategies`: names or import paths (a comma-separated string is accepted), each
     fitted with `strategy_params[name]`; `fusion`: `learned` or `rrf`; `depth`
     candidates per strategy; `rrf_k` the RRF constant; `reg` the logistic ranker's L2
-    penalty; `train_queries` validation users sampled to train it with `negatives`
-    negatives each; re-ranking: `mmr_lambda`, `exposure_field`, `exposure_cap`,
-    `boosts` (token -> std devs; the string form is `brand=Acme:0.5,tags=vegan:1`),
-    `rerank_depth` candidates the re-rankers choose from, `rerank_k` list places they fill
-    (an evaluation at K <= `rerank_k` sees exactly the re-ranked list); `mmr_space` the
-    item space MMR measures similarity in (`text` vectors, or `attributes`: the item's
-    attribute tokens, e.g. genres, where text vectors of one domain are all alike) and
-    `mmr_penalty` its redundancy term (`max` or `mean` similarity) and `mmr_relevance` how
-    the fused relevance is scaled before mixing (`minmax` over the pool, or `exp`: the
-    fused logit as odds against the best candidate; see `RerankOptions`); `seed`.
+    penalty; `train_queries` validation users sampled to train it (and to choose the
+    fusion) with `negatives` negatives each; `select`: compare the fusion with each
+    strategy alone on validation and keep the best; `seed`. Re-ranking (MMR, exposure
+    caps, boosts) is the pipeline's (`RerankOptions`, `--param rerank.KEY=VALUE`).
     """
 
     strategies: tuple[str, ...] = ("ease", "itemknn", "content", "multi-interest")
@@ -71,16 +75,20 @@ class FusedConfig(ModelConfig):
     reg: float = Field(1.0, gt=0.0)
     train_queries: int = Field(5000, ge=1)
     negatives: int = Field(50, ge=1)
-    mmr_lambda: float = Field(1.0, ge=0.0, le=1.0)
-    exposure_field: str = "brand"
-    exposure_cap: int | None = Field(None, ge=1)
-    boosts: dict[str, float] = Field(default_factory=dict)
-    rerank_depth: int = Field(100, ge=1)
-    rerank_k: int = Field(20, ge=1)
-    mmr_space: Literal["text", "attributes"] = "text"
-    mmr_penalty: MmrPenalty = "max"
-    mmr_relevance: MmrRelevance = "minmax"
+    select: bool = True
     seed: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            moved = [k for k in _MOVED_TO_PIPELINE if k in data]
+            if moved:
+                raise ValueError(
+                    f"{', '.join(moved)}: re-ranking is the pipeline's now; set it as "
+                    f"rerank.{moved[0].replace('rerank_', '')} (e.g. --param rerank.mmr_lambda=0.7)"
+                )
+        return data
 
     @field_validator("strategies", mode="before")
     @classmethod
@@ -91,39 +99,6 @@ class FusedConfig(ModelConfig):
             raise ValueError("name at least one strategy")
         return value
 
-    @field_validator("boosts", mode="before")
-    @classmethod
-    def _parse_boosts(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            out: dict[str, float] = {}
-            for part in filter(None, (p.strip() for p in value.split(","))):
-                token, _, amount = part.rpartition(":")
-                if not token:
-                    raise ValueError(f"boost {part!r}: expected field=value:amount")
-                out[token] = float(amount)
-            return out
-        return value
-
-    def rerank_options(self) -> RerankOptions:
-        """The re-ranking knobs as `RerankOptions`."""
-        return RerankOptions(
-            mmr_lambda=self.mmr_lambda,
-            exposure_field=self.exposure_field,
-            exposure_cap=self.exposure_cap,
-            boosts=self.boosts,
-            depth=self.rerank_depth,
-            mmr_penalty=self.mmr_penalty,
-            mmr_relevance=self.mmr_relevance,
-        )
-
-
-@dataclass(frozen=True)
-class Attribution:
-    """Where a fused item came from: the strategy that ranked it best and every rank (0-based)."""
-
-    strategy: str
-    ranks: dict[str, int]
-
 
 def _names_bytes(names: list[str]) -> np.ndarray:
     return np.frombuffer("\n".join(names).encode("utf-8"), dtype=np.uint8).copy()
@@ -132,6 +107,17 @@ def _names_bytes(names: list[str]) -> np.ndarray:
 def _bytes_names(data: np.ndarray) -> list[str]:
     text = bytes(np.asarray(data, dtype=np.uint8)).decode("utf-8")
     return text.split("\n") if text else []
+
+
+def _ndcg_sum(ranked: np.ndarray, truth: sp.csr_matrix) -> float:
+    """Sum over rows of NDCG of `ranked` (rows x k item indexes, -1 = none) against `truth`."""
+    discount = 1.0 / np.log2(np.arange(2, ranked.shape[1] + 2))
+    dense = truth.toarray() > 0
+    hits = np.take_along_axis(dense, np.maximum(ranked, 0), axis=1) & (ranked >= 0)
+    n_rel = np.minimum(np.diff(truth.indptr), ranked.shape[1])
+    ideal = np.concatenate([[0.0], np.cumsum(discount)])[n_rel]
+    dcg = (hits * discount).sum(axis=1)
+    return float((dcg / np.maximum(ideal, 1e-12)).sum())
 
 
 class Fused(Recommender):
@@ -159,13 +145,28 @@ class Fused(Recommender):
         self._fit_context(data)
         self.fusion_ = "rrf"
         self.ranker_: LogisticFusion | None = None
-        if self.config.fusion == "learned" and data.valid is not None and len(data.valid):
-            self._fit_ranker(data)
-        # Validation has done its job: strategies that do not use it are refit on it too.
-        if data.valid is not None and len(data.valid):
+        self.validation_: dict[str, float] = {}
+        has_valid = data.valid is not None and len(data.valid) > 0
+        if has_valid:
+            users, rng = self._validation_users(data)
+            if self.config.fusion == "learned":
+                self._fit_ranker(data, users, rng)
+            if self.config.select:
+                self._select(data, users)
+            # Validation has done its job: strategies that do not use it are refit on it too.
             for part in self.parts_:
                 if not part.uses_validation:
                     part.fit(data.merged())
+
+    def _validation_users(self, data: TrainingData) -> tuple[np.ndarray, np.random.Generator]:
+        """The validation users the ranker trains on and the fusion is chosen on (a sample),
+        and the seeded generator that drew them (the ranker's negatives come from it next)."""
+        assert data.valid is not None
+        rng = np.random.default_rng(self.config.seed)
+        users = np.flatnonzero(data.valid.user_counts > 0)
+        if len(users) > self.config.train_queries:
+            users = np.sort(rng.choice(users, self.config.train_queries, replace=False))
+        return users, rng
 
     def _fit_context(self, data: TrainingData) -> None:
         n = self.n_items
@@ -192,13 +193,9 @@ class Fused(Recommender):
         self.context_ = FeatureContext(pop, first.astype(np.float32), sp.csr_matrix(attrs), vectors)
         self.tokens_ = list(tokens)
 
-    def _fit_ranker(self, data: TrainingData) -> None:
+    def _fit_ranker(self, data: TrainingData, users: np.ndarray, rng: np.random.Generator) -> None:
         cfg = self.config
         assert data.valid is not None
-        rng = np.random.default_rng(cfg.seed)
-        users = np.flatnonzero(data.valid.user_counts > 0)
-        if len(users) > cfg.train_queries:
-            users = np.sort(rng.choice(users, cfg.train_queries, replace=False))
         xs, ys = [], []
         truth = data.valid.matrix(binary=True)
         for lo in range(0, len(users), 512):
@@ -229,6 +226,25 @@ class Fused(Recommender):
         self.ranker_ = LogisticFusion(cfg.reg).fit(x, y)
         self.fusion_ = "learned"
 
+    def _select(self, data: TrainingData, users: np.ndarray) -> None:
+        """Keep whichever of the fusion, RRF and each part alone ranks validation best."""
+        assert data.valid is not None
+        truth = data.valid.matrix(binary=True)
+        modes = [self.fusion_, *(["rrf"] if self.fusion_ != "rrf" else [])]
+        modes += [f"part:{name}" for name in self.strategy_names]
+        gains = dict.fromkeys(modes, 0.0)
+        for lo in range(0, len(users), 512):
+            batch = users[lo : lo + 512]
+            hist = data.interactions.histories(batch)
+            scores = self._strategy_scores(hist)
+            seen = hist.to_csr(self.n_items)
+            for mode in modes:
+                rel = self._relevance(mode, scores, hist, None)
+                exclude(rel, seen)
+                gains[mode] += float(_ndcg_sum(top_k(rel, 10), truth[batch]))
+        self.validation_ = {m: g / max(len(users), 1) for m, g in gains.items()}
+        self.fusion_ = max(modes, key=lambda m: self.validation_[m])  # ties: earliest mode
+
     # -- scoring -----------------------------------------------------------------------
 
     @property
@@ -244,6 +260,15 @@ class Fused(Recommender):
         names = feature_names(self.strategy_names)
         return dict(zip(names, self.ranker_.coef.tolist(), strict=True))
 
+    def describe(self) -> dict[str, Any]:
+        """The fusion kept (`learned`, `rrf` or `part:NAME`), its weights and the validation NDCG@10."""
+        out: dict[str, Any] = {"fusion": self.fusion_}
+        if self.fusion_ == "learned":
+            out["weights"] = {k: round(v, 6) for k, v in self.feature_weights.items()}
+        if self.validation_:
+            out["validation_ndcg@10"] = {k: round(v, 6) for k, v in self.validation_.items()}
+        return out
+
     def _strategy_scores(self, histories: Histories) -> list[np.ndarray]:
         out = []
         for part in self.parts_:
@@ -257,12 +282,7 @@ class Fused(Recommender):
     def _candidates(self, scores: list[np.ndarray], histories: Histories) -> np.ndarray:
         """(queries x c) union of each strategy's top `depth`, history left out; -1 pads."""
         mask = histories.to_csr(self.n_items)
-        tops = []
-        for s in scores:
-            s = s.copy()
-            coo = mask.tocoo()
-            s[coo.row, coo.col] = -np.inf
-            tops.append(top_k(s, self.config.depth))
+        tops = [top_k(exclude(s.copy(), mask), self.config.depth) for s in scores]
         rows = []
         for q in range(len(histories)):
             items = np.concatenate([t[q] for t in tops])
@@ -275,14 +295,15 @@ class Fused(Recommender):
 
     def _fuse(
         self,
+        mode: str,
         scores: list[np.ndarray],
         cands: np.ndarray,
         histories: Histories,
         query_vectors: np.ndarray | None,
-        contexts: list[dict[str, Any]] | None,
     ) -> np.ndarray:
         """Fused relevance of each candidate (queries x c); -inf on padding."""
-        if self.ranker_ is not None:
+        if mode == "learned":
+            assert self.ranker_ is not None
             feats = candidate_features(
                 scores,
                 cands,
@@ -290,38 +311,27 @@ class Fused(Recommender):
                 self.context_,
                 [histories[q] for q in range(len(histories))],
                 query_vectors,
-                contexts,
             )
             fused = self.ranker_.score(feats)
         else:
-            masked = []
-            hist = histories.to_csr(self.n_items).tocoo()
-            for s in scores:
-                s = s.copy()
-                s[hist.row, hist.col] = -np.inf
-                masked.append(top_k(s, self.config.depth))
+            seen = histories.to_csr(self.n_items)
+            masked = [top_k(exclude(s.copy(), seen), self.config.depth) for s in scores]
             dense = reciprocal_rank_fusion(masked, self.n_items, self.config.rrf_k)
             fused = np.take_along_axis(dense, np.maximum(cands, 0), axis=1)
         return np.where(cands >= 0, fused, -np.inf)
 
-    def relevance(
+    def _relevance(
         self,
+        mode: str,
+        scores: list[np.ndarray],
         histories: Histories,
-        query_vectors: np.ndarray | None = None,
-        contexts: list[dict[str, Any]] | None = None,
+        query_vectors: np.ndarray | None,
     ) -> np.ndarray:
-        """Dense fused scores before re-ranking (queries x n_items), all finite.
-
-        Candidates keep their fused relevance; every other item scores below all
-        candidates, ordered by the first strategy. `query_vectors` (unit rows, zero =
-        none) and `contexts` feed the learned ranker's query and context features.
-        """
-        self._require_fitted()
-        if len(histories) == 0:
-            return np.zeros((0, self.n_items), dtype=np.float32)
-        scores = self._strategy_scores(histories)
+        """Dense relevance (queries x n_items, all finite) of one fusion mode."""
+        if mode.startswith("part:"):
+            return scores[self.strategy_names.index(mode[5:])].copy()
         cands = self._candidates(scores, histories)
-        fused = self._fuse(scores, cands, histories, query_vectors, contexts)
+        fused = self._fuse(mode, scores, cands, histories, query_vectors)
         first = scores[0].astype(np.float64)
         z = (first - first.mean(axis=1, keepdims=True)) / np.maximum(
             first.std(axis=1, keepdims=True), 1e-12
@@ -334,69 +344,32 @@ class Fused(Recommender):
             out[q, cands[q][ok]] = fused[q][ok]
         return out.astype(np.float32)
 
-    def similarity_vectors(self, items: np.ndarray) -> np.ndarray | None:
-        """Rows of `items` in the `mmr_space` (text vectors or attribute tokens); None = none."""
-        if self.config.mmr_space == "attributes":
-            attrs = self.context_.attributes
-            if attrs.shape[1] == 0:
-                return None
-            return np.asarray(attrs[items].toarray(), dtype=np.float32)
-        vectors = self.context_.vectors
-        return None if vectors is None else vectors[items]
+    def relevance(
+        self, histories: Histories, query_vectors: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Dense fused scores (queries x n_items), all finite.
 
-    def exposure_groups(self, field: str) -> np.ndarray:
-        """Per item, the id of its first `field=` attribute token (-1 = none)."""
-        groups = np.full(self.n_items, -1, dtype=np.int64)
-        cols = [j for j, t in enumerate(self.tokens_) if t.startswith(field + "=")]
-        if cols:
-            sub = self.context_.attributes[:, cols].tocsr()
-            for i in range(sub.shape[0]):
-                row = sub.indices[sub.indptr[i] : sub.indptr[i + 1]]
-                if len(row):
-                    groups[i] = cols[int(row.min())]
-        return groups
+        Candidates keep their fused relevance; every other item scores below all
+        candidates, ordered by the first strategy. `query_vectors` (unit rows, zero =
+        none) feed the learned ranker's query feature.
+        """
+        self._require_fitted()
+        if len(histories) == 0:
+            return np.zeros((0, self.n_items), dtype=np.float32)
+        return self._relevance(
+            self.fusion_, self._strategy_scores(histories), histories, query_vectors
+        )
+
+    query_aware = True
+
+    def score_queries(
+        self, histories: Histories, query_vectors: np.ndarray | None = None
+    ) -> np.ndarray:
+        """`relevance` with the query vectors as the learned ranker's query feature."""
+        return self.relevance(histories, query_vectors)
 
     def _score(self, histories: Histories) -> np.ndarray:
-        return self.rerank_relevance(self.relevance(histories), histories)
-
-    def rerank_relevance(
-        self, relevance: np.ndarray, histories: Histories, options: RerankOptions | None = None
-    ) -> np.ndarray:
-        """Dense scores whose order is the re-ranked list, from `relevance(histories)`.
-
-        Separate from `relevance` so that a sweep over re-ranking knobs (the MMR
-        accuracy-diversity curve) scores the strategies once. `options` default to the
-        config's; the first `rerank_k` places are re-ranked, then the other candidates
-        follow by relevance.
-        """
-        opts = options or self.config.rerank_options()
-        rel = np.array(relevance, dtype=np.float32)
-        if not (opts.list_wise or opts.boosts):
-            return rel
-        groups = self.exposure_groups(opts.exposure_field) if opts.exposure_cap else None
-        hist = histories.to_csr(self.n_items)
-        depth = max(opts.depth, 1)
-        k = min(self.config.rerank_k, depth)
-        for q in range(len(histories)):
-            row = rel[q].copy()
-            seen = hist.indices[hist.indptr[q] : hist.indptr[q + 1]]
-            row[seen] = -np.inf
-            wide = 5 * depth if opts.exposure_cap is not None else depth  # room for a cap
-            cand = top_k(row[None, :], wide)[0]
-            cand = cand[cand >= 0]
-            res = rerank(
-                cand,
-                row[cand],
-                opts,
-                k,
-                mmr_vectors=self.similarity_vectors(cand),
-                groups=None if groups is None else groups[cand],
-                attributes=self.context_.attributes[cand],
-                tokens=self.tokens_,
-            )
-            top_value = float(rel[q].max())
-            rel[q, res.items] = top_value + 1.0 + np.arange(len(res.items), 0, -1)
-        return rel
+        return self.relevance(histories)
 
     # -- explanations ------------------------------------------------------------------
 
@@ -432,7 +405,7 @@ class Fused(Recommender):
         h = np.asarray(history, dtype=np.int64)
         out = np.zeros((len(items), len(h)), dtype=np.float32)
         for row, (item, att) in enumerate(zip(items, self.attribute(h, items), strict=True)):
-            out[row] = _contributions(self.part(att.strategy), h, np.array([item]))[0]
+            out[row] = self.part(att.strategy).contributions(h, np.array([item]))[0]
         return out
 
     # -- state -------------------------------------------------------------------------
@@ -455,6 +428,10 @@ class Fused(Recommender):
         state["ctx.tokens"] = _names_bytes(self.tokens_)
         if ctx.vectors is not None:
             state["ctx.vectors"] = ctx.vectors
+        state["fusion"] = _names_bytes([self.fusion_])
+        if self.validation_:
+            state["validation.modes"] = _names_bytes(list(self.validation_))
+            state["validation.ndcg"] = np.array(list(self.validation_.values()), np.float64)
         return state
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
@@ -465,8 +442,18 @@ class Fused(Recommender):
             part._set_state({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
             part._fitted = True
         ranker = {k[7:]: v for k, v in state.items() if k.startswith("ranker.")}
+        n_features = len(feature_names(self.strategy_names))
+        if ranker and len(ranker["coef"]) == n_features + 3:
+            # Saved before the three context features (always weight 0) were dropped.
+            ranker = {k: v if k == "intercept" else v[:n_features] for k, v in ranker.items()}
         self.ranker_ = LogisticFusion.from_state(ranker) if ranker else None
-        self.fusion_ = "learned" if ranker else "rrf"
+        if "fusion" in state:
+            self.fusion_ = _bytes_names(state["fusion"])[0]
+        else:
+            self.fusion_ = "learned" if ranker else "rrf"
+        modes = _bytes_names(state["validation.modes"]) if "validation.modes" in state else []
+        ndcg = state.get("validation.ndcg", np.zeros(0))
+        self.validation_ = {m: float(v) for m, v in zip(modes, ndcg, strict=True)}
         shape = tuple(int(x) for x in state["ctx.attr_shape"])
         attrs = sp.csr_matrix(
             (state["ctx.attr_data"], state["ctx.attr_indices"], state["ctx.attr_indptr"]),

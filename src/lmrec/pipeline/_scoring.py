@@ -1,0 +1,128 @@
+"""Scores for a batch of queries over the whole item space, before masks and re-ranking.
+
+- Users with a history: the model scores it (`score_queries`, with the query vector
+  when the model is query-aware).
+- Users with no history yet (cold start): training popularity, until their first event.
+- Items added after training (index >= the model's range): scored from their text, on
+  the model's own scale. The item's cosine to the user's text profile (history plus
+  query) is mapped to the model score at the same quantile among the trained items'
+  cosines to that profile, so a new item ranks where a trained item of equal text
+  similarity would, whatever the model's scale (an RRF score, a logit, a dot product).
+- A free-text query steers every trained item with a vector (`lmrec.ranking.steer`),
+  by a scale read from the query's own top candidates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from lmrec.data.interactions import Histories
+from lmrec.models.base import Recommender
+from lmrec.pipeline._items import ItemSpace
+from lmrec.ranking.steer import steer
+
+__all__ = ["ScoredBatch", "score_batch"]
+
+
+@dataclass(frozen=True, eq=False)
+class ScoredBatch:
+    """Relevance of every item for each query (queries x items; -inf = not scorable).
+
+    `unsteered[q]` is row `q` before the query steered it (None when nothing did);
+    `content_only` marks items scored from text alone (added after training);
+    `cold[q]` says query `q` had no history (popularity).
+    """
+
+    scores: np.ndarray
+    unsteered: list[np.ndarray | None]
+    content_only: np.ndarray
+    cold: np.ndarray
+
+
+def _profile(space: ItemSpace, history: np.ndarray, query: np.ndarray | None) -> np.ndarray | None:
+    """Unit text profile of a history (mean of its item vectors) plus the query vector."""
+    assert space.vectors is not None
+    h = history[space.has_vector[history]] if len(history) else history
+    profile = space.vectors[h].mean(axis=0) if len(h) else None
+    if profile is not None:
+        profile = profile / max(float(np.linalg.norm(profile)), 1e-12)
+        if query is not None:
+            profile = profile + query
+    else:
+        profile = query
+    if profile is None:
+        return None
+    return profile / max(float(np.linalg.norm(profile)), 1e-12)  # type: ignore[no-any-return]
+
+
+def _new_item_scores(space: ItemSpace, row: np.ndarray, profile: np.ndarray) -> np.ndarray:
+    """Scores of the items added after training, by quantile-matching text cosine to `row`."""
+    assert space.vectors is not None
+    m = space.n_trained
+    new = np.arange(m, len(space))[space.has_vector[m:]]
+    trained = np.flatnonzero(space.has_vector[:m] & np.isfinite(row[:m]))
+    if not len(new) or not len(trained):
+        return np.full(len(new), -np.inf, dtype=np.float32)
+    cos_trained = np.sort(space.vectors[trained] @ profile)
+    model_scores = np.sort(row[trained])
+    return np.interp(space.vectors[new] @ profile, cos_trained, model_scores).astype(np.float32)
+
+
+def _steering_scale(row: np.ndarray, depth: int) -> float:
+    """The size of a row's scores where the list is made: largest |score| in its top `depth`."""
+    finite = row[np.isfinite(row)]
+    if not len(finite):
+        return 1.0
+    top = np.partition(finite, len(finite) - min(depth, len(finite)))[-depth:]
+    scale = float(np.abs(top).max())
+    return scale if scale > 0 else 1.0
+
+
+def score_batch(
+    model: Recommender,
+    space: ItemSpace,
+    popularity: np.ndarray,
+    histories: Sequence[np.ndarray],
+    queries: Sequence[np.ndarray | None],
+    negatives: Sequence[np.ndarray],
+    depth: int,
+) -> ScoredBatch:
+    """Score every item of `space` for each (history, query vector, negated-phrase vectors)."""
+    b, n, m = len(histories), len(space), space.n_trained
+    scores = np.full((b, n), -np.inf, dtype=np.float32)
+    cold = np.array([len(h) == 0 for h in histories], dtype=bool)
+    scores[np.ix_(cold, np.arange(m))] = popularity[:m]
+    warm = np.flatnonzero(~cold).tolist()
+    if len(warm):
+        hist = Histories.from_lists([histories[q] for q in warm])
+        wants_query = model.query_aware and any(queries[q] is not None for q in warm)
+        if wants_query and space.vectors is not None:
+            qv = np.zeros((len(warm), space.vectors.shape[1]), dtype=np.float32)
+            for r, q in enumerate(warm):
+                v = queries[q]
+                if v is not None:
+                    qv[r] = v
+            s = model.score_queries(hist, qv)
+        else:
+            s = model.score(hist)
+        width = min(m, s.shape[1])
+        scores[warm, :width] = s[:, :width]
+    content_only = np.zeros(n, dtype=bool)
+    unsteered: list[np.ndarray | None] = [None] * b
+    if space.vectors is None:
+        return ScoredBatch(scores, unsteered, content_only, cold)
+    content_only[m:] = space.has_vector[m:]
+    for q in range(b):
+        query, neg = queries[q], negatives[q]
+        if n > m:
+            profile = _profile(space, histories[q], query)
+            if profile is not None:
+                scores[q, m:][space.has_vector[m:]] = _new_item_scores(space, scores[q], profile)
+        if query is not None or len(neg):
+            unsteered[q] = scores[q].copy()
+            scale = _steering_scale(scores[q, :m], depth)
+            scores[q, :m] = steer(scores[q, :m], space.vectors[:m], query, neg, scale)
+    return ScoredBatch(scores, unsteered, content_only, cold)

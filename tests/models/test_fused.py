@@ -1,0 +1,91 @@
+"""The fused model: conformance, learned fusion on validation, and never below its best part there."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+from tests.models.conformance import PersonalisedBehaviour, StrategyConformance
+
+from lmrec.data.loaders import load_dataset
+from lmrec.data.splitting import split
+from lmrec.errors import ConfigError
+from lmrec.evaluation import evaluate_model
+from lmrec.models import TrainingData
+from lmrec.models.fused import Fused, FusedConfig
+from lmrec.models.names import resolve_strategy
+
+
+class TestFusedRRF(StrategyConformance, PersonalisedBehaviour):
+    strategy = Fused
+    params: ClassVar[dict[str, Any]] = {"strategies": ("itemknn", "content"), "depth": 10}
+
+
+class TestFusedInterests(StrategyConformance, PersonalisedBehaviour):
+    strategy = Fused
+    params: ClassVar[dict[str, Any]] = {"strategies": ("itemknn", "multi-interest"), "depth": 10}
+
+
+def test_config_accepts_cli_strings_and_names_moved_knobs() -> None:
+    cfg = FusedConfig(strategies="ease, content")  # type: ignore[arg-type]
+    assert cfg.strategies == ("ease", "content")
+    with pytest.raises(ConfigError, match="strategy_params"):
+        Fused(strategies=("ease",), strategy_params={"content": {}})._parts()
+    # Re-ranking moved to the pipeline; the old key says where it went.
+    with pytest.raises(ConfigError, match=r"rerank\.mmr_lambda"):
+        Fused(mmr_lambda=0.5)
+
+
+@pytest.fixture(scope="module")
+def sample_split():  # type: ignore[no-untyped-def]
+    ds = load_dataset("sample")
+    vectors = ds.catalog.attribute_vectors().toarray().astype(np.float32)
+    s = split(ds.interactions, "loo", seed=0)
+    return s, TrainingData(s.train, ds.catalog, vectors, s.valid), vectors
+
+
+def test_learned_fusion_trains_on_validation_and_is_not_worse_than_its_parts(sample_split) -> None:  # type: ignore[no-untyped-def]
+    s, data, _vectors = sample_split
+    names = ("ease", "itemknn", "content")
+    ndcg = {}
+    for name in names:
+        model = resolve_strategy(name)().fit(data)
+        ndcg[name] = evaluate_model(model, s.test_history, s.test).summary["ndcg@10"]
+    fused = Fused(strategies=names, select=False).fit(data)
+    assert fused.fusion_ == "learned" and set(fused.feature_weights) >= {"ease:score", "age"}
+    got = evaluate_model(fused, s.test_history, s.test).summary["ndcg@10"]
+    # 500 users: a smoke check only (the claim itself is benchmarks/decision_beauty.py, with CIs).
+    assert got >= max(ndcg.values()) - 0.02, (got, ndcg)
+
+
+def test_a_useless_part_is_dropped_on_validation(sample_split) -> None:  # type: ignore[no-untyped-def]
+    """One strong part (EASE) and one that knows nothing (random): fused keeps what validates best."""
+    s, data, _ = sample_split
+    fused = Fused(strategies=("random", "ease"), fusion="rrf").fit(data)
+    chosen = fused.validation_[fused.fusion_]
+    assert chosen == max(fused.validation_.values())
+    assert chosen >= fused.validation_["part:ease"] > fused.validation_["part:random"]
+    # RRF with a random part is worse than EASE alone here, so EASE alone is what serves.
+    assert fused.fusion_ == "part:ease", fused.validation_
+    assert fused.describe()["fusion"] == "part:ease"
+    ease = resolve_strategy("ease")().fit(data.merged())
+    h = s.test_history.histories(np.arange(20))
+    np.testing.assert_array_equal(
+        np.argsort(-fused.score(h), axis=1)[:, :10], np.argsort(-ease.score(h), axis=1)[:, :10]
+    )
+
+
+def test_the_choice_survives_save_and_load(sample_split, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _, data, _ = sample_split
+    fused = Fused(strategies=("random", "ease"), fusion="rrf").fit(data)
+    loaded = Fused.load(fused.save(tmp_path / "m"))
+    assert loaded.describe() == fused.describe()  # type: ignore[attr-defined]
+
+
+def test_without_validation_fusion_is_rrf_and_says_so(sample_split) -> None:  # type: ignore[no-untyped-def]
+    s, data, _ = sample_split
+    fused = Fused(strategies=("ease", "itemknn")).fit(
+        TrainingData(s.train, data.catalog, data.item_vectors)
+    )
+    assert fused.describe() == {"fusion": "rrf"}
