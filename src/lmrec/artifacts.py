@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from lmrec import __version__
 from lmrec._arrays import read_arrays, write_arrays
@@ -156,10 +157,12 @@ def build_artifact(
     text_model_identity: str | None = None,
     training: Interactions | None = None,
     pipeline: PipelineConfig | None = None,
+    validation: dict[str, Any] | None = None,
 ) -> Path:
     """Write a fitted `model` and what serving needs into a new artefact directory `out_dir`.
 
-    `pipeline` holds the default re-ranking knobs the server applies.
+    `pipeline` holds the default re-ranking knobs the server applies; `validation`
+    says what the model held out to tune on (recorded in the manifest).
     `training` is the log the model learned from (default: the dataset's
     interactions); its per-user histories let the server answer known users.
     `item_vectors` (row `i` = item `i`) and the identity of the text model that
@@ -228,6 +231,7 @@ def build_artifact(
                 "n_items": model.n_items,
             },
             "pipeline": (pipeline or PipelineConfig()).model_dump(mode="json"),
+            "validation": validation,
             "text_model": text_model_identity if item_vectors is not None else None,
             "vector_dim": None if item_vectors is None else int(item_vectors.shape[1]),
             "files": {
@@ -323,7 +327,44 @@ def load_artifact(path: str | Path) -> Artifact:
         raise LmrecError(
             f"{root / 'model'}: cannot load the model ({type(exc).__name__}: {exc})"
         ) from None
+    try:
+        PipelineConfig.model_validate(manifest.get("pipeline", {}))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise LmrecError(f"{root / MANIFEST}: pipeline.{where}: {first['msg']}") from None
+    if model.n_items > len(items):
+        raise LmrecError(
+            f"{root / 'model'}: the model scores {model.n_items} items but items.json has "
+            f"{len(items)} (model state from another dataset?)"
+        )
     return Artifact(root, manifest, users, items, catalog, model, indptr, hist_items, vectors)
+
+
+def fit_for_artifact(
+    dataset: Dataset,
+    cls: type[Recommender],
+    params: Mapping[str, Any] | None = None,
+    item_vectors: np.ndarray | None = None,
+) -> tuple[Recommender, dict[str, Any] | None]:
+    """Fit a strategy on all of `dataset`, as an artefact serves it.
+
+    A strategy that tunes or early-stops on validation (`uses_validation`) gets
+    its own: each user's last interaction (users with at least two) is held out as
+    validation, the rest is training; it refits its parts on both where it does
+    so. Returns the model and what was held out (None when nothing was).
+    """
+    model = cls(dict(params or {}))
+    log = dataset.interactions
+    if not cls.uses_validation:
+        return model.fit(TrainingData(log, dataset.catalog, item_vectors)), None
+    counts = log.user_counts
+    last = log.user_indptr[1:][counts >= 2] - 1
+    held = np.zeros(len(log), dtype=bool)
+    held[last] = True
+    train, valid = log.select(~held), log.select(held)
+    model.fit(TrainingData(train, dataset.catalog, item_vectors, valid))
+    return model, {"protocol": "last interaction per user", "n_users": len(last)}
 
 
 def train_artifact(
@@ -333,8 +374,12 @@ def train_artifact(
     params: Mapping[str, Any] | None = None,
     item_vectors: np.ndarray | None = None,
     text_model_identity: str | None = None,
+    pipeline: PipelineConfig | None = None,
 ) -> Path:
-    """Fit a strategy (short name like `ease` or an import path) on all of `dataset` and write an artefact."""
+    """Fit a strategy (short name like `ease` or an import path) on all of `dataset` and write an artefact.
+
+    See `fit_for_artifact` for the validation a strategy that tunes on it gets.
+    """
     from lmrec.models.names import resolve_strategy
 
     out = Path(out_dir)
@@ -343,9 +388,13 @@ def train_artifact(
             f"{out}: already exists; artefact versions are immutable, choose a new directory"
         )
     cls = resolve_strategy(model_name_or_path)
-    model = cls(dict(params or {})).fit(
-        TrainingData(dataset.interactions, dataset.catalog, item_vectors)
-    )
+    model, validation = fit_for_artifact(dataset, cls, params, item_vectors)
     return build_artifact(
-        dataset, model, out, item_vectors=item_vectors, text_model_identity=text_model_identity
+        dataset,
+        model,
+        out,
+        item_vectors=item_vectors,
+        text_model_identity=text_model_identity,
+        pipeline=pipeline,
+        validation=validation,
     )

@@ -1,4 +1,4 @@
-"""The `lmrec` command line: evaluate, train, serve, demo, datasets."""
+"""The `lmrec` command line: evaluate, recommend, train, serve, demo, datasets."""
 
 from __future__ import annotations
 
@@ -372,6 +372,74 @@ def demo(
         allow_anonymous=True,
         encoder="minilm" if experiment.item_vectors is not None else "none",
     )
+
+
+@app.command()
+def recommend(
+    model_dir: Annotated[
+        Path, typer.Option("--model-dir", help="Artefact directory (`lmrec train`).")
+    ],
+    users: Annotated[Path, typer.Option("--users", help="Text file: one user id per line.")],
+    out: Annotated[Path, typer.Option("--out", help="JSON lines to write, one per user.")],
+    k: Annotated[int, typer.Option("--k", min=1, help="Items per user.")] = 10,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="Re-ranking knob KEY=VALUE, repeatable, as in a request (mmr_lambda=0.7, "
+            "exposure_cap=2, mmr_space=attributes, boosts=brand=Acme:0.5).",
+        ),
+    ] = None,
+) -> None:
+    """Write each user's top-k through the batch path: `{"user_id", "items"}` per line.
+
+    The lists are the ones `lmrec serve` answers for the same artefact, user and knobs
+    (a user unknown to the artefact gets the cold-start list). Example:
+    lmrec recommend --model-dir models/ease-v1 --users users.txt --k 10 --out recs.jsonl
+    """
+    import json
+
+    from lmrec.artifacts import load_artifact
+    from lmrec.evaluation.runner import RERANK, coerce, pipeline_config
+    from lmrec.pipeline import Pipeline, Query
+
+    knobs: dict[str, Any] = {}
+    for item in param or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise LmrecError(f"--param {item!r}: expected KEY=VALUE, e.g. mmr_lambda=0.7")
+        key = key.strip().removeprefix(RERANK + ".")
+        knobs[key] = value.strip() if key == "boosts" else coerce(value.strip())
+    pipeline_config({RERANK: knobs})  # unknown or invalid knobs fail here, naming the valid ones
+    try:
+        ids = [line.strip() for line in users.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LmrecError(f"{users}: cannot read the user list ({exc})") from None
+    ids = [u for u in ids if u]
+    if not ids:
+        raise LmrecError(f"{users}: no user ids (one per line)")
+    pipeline = Pipeline.from_artifact(load_artifact(model_dir))
+    unknown = sum(not pipeline.known_user(u) for u in ids)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress,
+        out.open("w", encoding="utf-8") as fh,
+    ):
+        task = progress.add_task("ranking", total=len(ids))
+        for lo in range(0, len(ids), 1000):
+            chunk = ids[lo : lo + 1000]
+            queries = [Query(user_id=u, k=k, knobs=knobs, explain=False) for u in chunk]
+            for user, ranked in zip(chunk, pipeline.rank(queries), strict=True):
+                fh.write(json.dumps({"user_id": user, "items": ranked.item_ids()}) + "\n")
+            progress.advance(task, len(chunk))
+    note = f" ({unknown:,} unknown to the model: cold-start lists)" if unknown else ""
+    console.print(f"wrote {len(ids):,} lists to {out}{note}")
 
 
 def _register_serving() -> None:

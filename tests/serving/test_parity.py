@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,3 +102,31 @@ def test_batch_path_equals_http(served: TestClient, fused_artifact: Path) -> Non
             assert h["explanation"]["text"] == g.explanation.text  # type: ignore[union-attr]
         new_seen += sum(g.item_id.startswith("new-") for g in got)
     assert new_seen > 0  # the new items were in play, not only present
+
+
+def test_recommend_cli_writes_the_served_lists(fused_artifact: Path, tmp_path: Path) -> None:
+    """`lmrec recommend` (the batch path) and `POST /v1/recommendations` agree, knobs included."""
+    from typer.testing import CliRunner
+
+    from lmrec.cli import app
+
+    users = [*load_artifact(fused_artifact).users.ids[:5], "nobody-knows-me"]
+    (tmp_path / "users.txt").write_text("\n".join(users) + "\n")
+    out = tmp_path / "recs.jsonl"
+    args = ["recommend", "--model-dir", str(fused_artifact), "--users", str(tmp_path / "users.txt")]
+    args += ["--k", "7", "--out", str(out)]
+    knobs = ["--param", "mmr_lambda=0.6", "--param", "exposure_cap=2"]
+    result = CliRunner().invoke(app, [*args, *knobs])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["user_id"] for line in lines] == users
+    settings = Settings(model_dir=fused_artifact, db=tmp_path / "state.db", allow_anonymous=True)
+    with TestClient(create_app(settings, encoder=ENCODER)) as client:
+        for line in lines:
+            body = {"user_id": line["user_id"], "k": 7, "mmr_lambda": 0.6, "exposure_cap": 2}
+            r = client.post("/v1/recommendations", json=body)
+            assert r.status_code == 200, r.text
+            assert line["items"] == [i["item_id"] for i in r.json()["items"]]
+            assert len(line["items"]) == 7
+    bad = CliRunner().invoke(app, [*args, "--param", "mmr_lambada=0.6"])
+    assert bad.exit_code != 0 and "mmr_lambada" in str(bad.exception)

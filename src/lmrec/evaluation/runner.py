@@ -52,7 +52,8 @@ class ModelSpec:
         return self.cls(self.params)
 
 
-def _coerce(value: str) -> Any:
+def coerce(value: str) -> Any:
+    """A command-line value as int, float or bool when it reads as one, else the string."""
     for kind in (int, float):
         try:
             return kind(value)
@@ -91,7 +92,7 @@ def parse_params(assignments: Sequence[str]) -> dict[str, dict[str, Any]]:
         model, dot, param = key.partition(".")
         if not eq or not dot or not model or not param:
             raise ConfigError(f"--param {item!r}: expected MODEL.KEY=VALUE, e.g. ease.reg=500")
-        out.setdefault(model.strip(), {})[param.strip()] = _coerce(value.strip())
+        out.setdefault(model.strip(), {})[param.strip()] = coerce(value.strip())
     return out
 
 

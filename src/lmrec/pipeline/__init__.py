@@ -9,7 +9,7 @@ offline is what is served.
 """
 
 from lmrec.pipeline._history import UserHistories
-from lmrec.pipeline._pipeline import Encoder, Pipeline
+from lmrec.pipeline._pipeline import Encoder, Pipeline, TrainingSource
 from lmrec.pipeline._query import PipelineConfig, Query, RankedList, Recommendation
 from lmrec.ranking.explain import Explanation
 
@@ -21,5 +21,6 @@ __all__ = [
     "Query",
     "RankedList",
     "Recommendation",
+    "TrainingSource",
     "UserHistories",
 ]

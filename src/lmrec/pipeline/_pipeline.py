@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from lmrec.data.catalog import Catalog
+from lmrec.data.dataset import Dataset
 from lmrec.data.interactions import Histories
 from lmrec.data.vocabulary import Vocabulary
 from lmrec.errors import LmrecError
@@ -39,10 +42,21 @@ from lmrec.ranking.topk import top_k
 if TYPE_CHECKING:
     from lmrec.artifacts import Artifact
 
-__all__ = ["Encoder", "Pipeline"]
+__all__ = ["Encoder", "Pipeline", "TrainingSource"]
 
 #: A text encoder: texts in, one L2-normalisable float32 row per text out.
 Encoder = Callable[[Sequence[str]], np.ndarray]
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingSource:
+    """What a pipeline's model was fitted on: the dataset, the text model of its vectors,
+    and the validation it held out (as `lmrec.artifacts.fit_for_artifact` reports it)."""
+
+    dataset: Dataset
+    text_model: str | None = None
+    validation: dict[str, Any] | None = None
+
 
 #: Scores held at once while ranking a batch (queries x items), about 64 MB of float32.
 _BATCH_CELLS = 16_000_000
@@ -52,7 +66,9 @@ class Pipeline:
     """A fitted strategy and the item space around it: queries in, ranked lists out.
 
     Thread-safe: a query works on one snapshot of the item space; `add_items` and
-    `remove_items` build a new one and swap it in under a lock.
+    `remove_items` build a new one and swap it in under a lock. `source` (the data
+    the model was fitted on) lets `save` write an artefact of a pipeline built in
+    Python (`lmrec.fit`).
     """
 
     def __init__(
@@ -66,8 +82,10 @@ class Pipeline:
         config: PipelineConfig | None = None,
         version: str = "unversioned",
         strategy: str | None = None,
+        source: TrainingSource | None = None,
     ):
         self.model = model
+        self.source = source
         self.histories = histories or UserHistories.empty()
         self.encoder = encoder
         self.config = config or PipelineConfig()
@@ -171,8 +189,16 @@ class Pipeline:
         """The pipeline's re-ranking options with the query's knobs applied."""
         return self.config.rerank.updated(query.knobs)
 
-    def recommend(self, query: Query) -> list[Recommendation]:
-        """The top `query.k` items for one query, best first, with reasons and explanations."""
+    def recommend(self, query: Query | str | None = None, /, **fields: Any) -> list[Recommendation]:
+        """The top `k` items for one query, best first, with reasons and explanations.
+
+        `query` is a `Query`, or a user id with the other `Query` fields as keywords
+        (`pipeline.recommend("u42", k=5)`, `pipeline.recommend(history=["i1"])`).
+        """
+        if not isinstance(query, Query):
+            query = Query(user_id=query, **fields)
+        elif fields:
+            raise TypeError("pass either a Query or keyword fields, not both")
         return self.rank([query])[0].recommendations()
 
     def recommend_batch(self, queries: Sequence[Query]) -> list[list[Recommendation]]:
@@ -374,6 +400,31 @@ class Pipeline:
         return [
             Recommendation(space.ids.id(int(t)), float(scores[t]), [reason]) for t in top if t >= 0
         ]
+
+    def save(self, path: str | Path) -> Path:
+        """Write this pipeline as a new versioned artefact (model, data, vectors, knobs).
+
+        Items added since fitting are not part of the model; `lmrec serve` replays
+        them from its state store. Needs the data the model was fitted on (`source`).
+        """
+        from lmrec.artifacts import build_artifact
+
+        if self.source is None:
+            raise LmrecError(
+                "this pipeline does not hold the data it was fitted on; it came from an "
+                "artefact, which is saved already"
+            )
+        dataset = self.source.dataset
+        vectors = self._space.vectors
+        return build_artifact(
+            dataset,
+            self.model,
+            path,
+            item_vectors=None if vectors is None else vectors[: dataset.n_items],
+            text_model_identity=self.source.text_model,
+            pipeline=self.config,
+            validation=self.source.validation,
+        )
 
     def warm(self) -> None:
         """Run one query of each kind so the first real request pays no start-up cost."""
