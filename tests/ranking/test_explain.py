@@ -49,6 +49,7 @@ def faithfulness(model: Recommender, log, n: int = 150, seed: int = 0) -> float:
         ("ease", {"reg": 100.0}),
         ("content", {}),
         ("multi-interest", {}),
+        ("hybrid", {"weight": 0.5}),
         ("fused", {"strategies": ("ease", "itemknn", "content"), "fusion": "rrf"}),
     ],
 )

@@ -23,6 +23,7 @@ from lmrec._arrays import read_arrays, write_arrays
 from lmrec.data.catalog import Catalog
 from lmrec.data.interactions import Histories, Interactions
 from lmrec.errors import ConfigError, LmrecError, NotFittedError
+from lmrec.ranking.validation import Validator, full_ranking_ndcg
 
 __all__ = [
     "Attribution",
@@ -53,12 +54,16 @@ class TrainingData:
     history is `interactions`) for early stopping; `catalog` and `item_vectors`
     (text vectors, row `i` = item `i`, L2-normalised) serve strategies that read
     item content. `item_vectors` may cover more items than have interactions.
+    `validator` is how a strategy measures itself on validation (its scorer, a
+    history, targets -> NDCG@10): full ranking by default, so models need not
+    import the evaluation package.
     """
 
     interactions: Interactions
     catalog: Catalog | None = None
     item_vectors: np.ndarray | None = None
     valid: Interactions | None = None
+    validator: Validator = full_ranking_ndcg
 
     @property
     def n_items(self) -> int:
@@ -77,7 +82,11 @@ class TrainingData:
         if self.valid is None or len(self.valid) == 0:
             return self
         return TrainingData(
-            self.interactions.concat(self.valid), self.catalog, self.item_vectors, None
+            self.interactions.concat(self.valid),
+            self.catalog,
+            self.item_vectors,
+            None,
+            self.validator,
         )
 
     def matrix(self, binary: bool = True) -> sp.csr_matrix:
@@ -115,13 +124,8 @@ def drop_one_contributions(
     if n == 0:
         return np.zeros((len(items), 0), dtype=np.float32)
     variants = [history] + [np.delete(history, p) for p in range(n)]
-    scores = model.score(Histories.from_lists(variants))
-    inside = (items >= 0) & (items < scores.shape[1])
-    cols = np.where(inside, items, 0)
-    base = scores[0, cols]
-    out = base[:, None] - scores[1:, cols].T
-    out[~inside] = 0.0
-    return out.astype(np.float32)  # type: ignore[no-any-return]
+    scores = model.score_items(Histories.from_lists(variants), items)
+    return (scores[0][:, None] - scores[1:].T).astype(np.float32)  # type: ignore[no-any-return]
 
 
 def class_path(cls: type) -> str:
@@ -212,6 +216,18 @@ class Recommender(ABC):
         if len(histories) == 0:
             return np.zeros((0, self.n_items), dtype=np.float32)
         return np.asarray(self._score(histories), dtype=np.float32)
+
+    def score_items(self, histories: Histories, items: np.ndarray) -> np.ndarray:
+        """Scores of only `items` (queries x len(items)); items the model does not know score 0.
+
+        Default: `score`, then those columns. Strategies that can score a few items
+        without scoring all of them (a profile against some item vectors) override it;
+        explanations score many variants of one history against a handful of items.
+        """
+        items = np.asarray(items, dtype=np.int64)
+        scores = self.score(histories)
+        inside = (items >= 0) & (items < scores.shape[1])
+        return np.where(inside, scores[:, np.where(inside, items, 0)], 0.0).astype(np.float32)  # type: ignore[no-any-return]
 
     #: True when `score_queries` uses the query vectors (otherwise it is `score`).
     query_aware: ClassVar[bool] = False

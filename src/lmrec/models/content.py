@@ -65,6 +65,15 @@ class ContentProfile(Recommender):
         p = profiles(self.vectors_, histories, self.config.recency, self.config.max_history)
         return p @ self.vectors_.T
 
+    def score_items(self, histories: Histories, items: np.ndarray) -> np.ndarray:
+        """The profiles against only these items' vectors (unknown items score 0)."""
+        self._require_fitted()
+        items = np.asarray(items, dtype=np.int64)
+        inside = (items >= 0) & (items < len(self.vectors_))
+        p = profiles(self.vectors_, histories, self.config.recency, self.config.max_history)
+        scores = p @ self.vectors_[np.where(inside, items, 0)].T
+        return np.where(inside, scores, 0.0).astype(np.float32)  # type: ignore[no-any-return]
+
     def _state(self) -> dict[str, np.ndarray]:
         return {"vectors": self.vectors_}
 

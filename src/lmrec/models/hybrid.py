@@ -108,6 +108,8 @@ class Hybrid(Recommender):
     cf_name_: str
     text_name_: str
     weight_: float
+    #: Validation NDCG@10 of the pick (None when nothing was picked on validation).
+    valid_ndcg_: float | None = None
 
     def _part(self, role: Literal["cf", "text"], name: str) -> Recommender:
         cfg = self.config
@@ -163,16 +165,11 @@ class Hybrid(Recommender):
         weight: float,
     ) -> _Trial:
         """Validation NDCG@10, overall and on tail-item targets, of one blend."""
-        from lmrec.evaluation.evaluator import EvalOptions, evaluate_model
-
         assert data.valid is not None
         self.text_, self.weight_ = texts[text_name], weight
         self.n_items = max(self.cf_.n_items, self.text_.n_items)
-        res = evaluate_model(
-            self, data.interactions, data.valid, options=EvalOptions(ks=(10,), save_top=10)
-        )
-        tail = res.segments.get("tail_items", {}).get("ndcg@10", float("nan"))
-        return _Trial(cf_name, text_name, weight, res.summary["ndcg@10"], tail)
+        res = data.validator(self.score, data.interactions, data.valid)
+        return _Trial(cf_name, text_name, weight, res.ndcg, res.tail_ndcg)
 
     def add_items(self, vectors: np.ndarray) -> None:
         """New items reach the text side; the CF side scores them lowest."""
@@ -187,6 +184,36 @@ class Hybrid(Recommender):
         out[:, : cf.shape[1]] += (1.0 - self.weight_) * cf
         if cf.shape[1] < out.shape[1]:  # items the CF side never saw: its lowest score
             out[:, cf.shape[1] :] += (1.0 - self.weight_) * cf.min(axis=1, keepdims=True)
+        return out
+
+    def contributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Each part's contributions, weighted as the blend weighs its standardised scores.
+
+        The blend is `w * t / std(t) + (1 - w) * c / std(c)` plus per-row constants, so
+        a history item's part in an item's score, as far as it moves the item against
+        the others, is its part in each side's score over that side's spread (the
+        spreads and means of the full history; a row constant shifts every item alike).
+        The sides answer exactly (EASE and kNN terms, a profile's drop-one on these items
+        only), so this costs two scorings of the history, not one per history item.
+        """
+        self._require_fitted()
+        h = np.asarray(history, dtype=np.int64)
+        it = np.asarray(items, dtype=np.int64)
+        out = np.zeros((len(it), len(h)), dtype=np.float64)
+        full = Histories.from_lists([h])
+        for part, weight in ((self.cf_, 1.0 - self.weight_), (self.text_, self.weight_)):
+            if weight == 0.0:
+                continue
+            spread = max(float(part.score(full)[0].std()), 1e-12)
+            out += weight * part.contributions(h, it) / spread
+        return out.astype(np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        """The parts and text weight picked on validation, and the validation NDCG@10."""
+        out: dict[str, Any] = {"cf": self.cf_name_, "text": self.text_name_}
+        out["weight"] = round(float(self.weight_), 6)
+        if self.valid_ndcg_ is not None:
+            out["validation_ndcg@10"] = round(float(self.valid_ndcg_), 6)
         return out
 
     def _state(self) -> dict[str, np.ndarray]:

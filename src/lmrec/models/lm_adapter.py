@@ -192,7 +192,7 @@ class LMAdapter(Recommender):
             if not has_valid:
                 continue
             self.text_weight_ = fixed_weight
-            score = self._valid_ndcg(log, data.valid)  # type: ignore[arg-type]
+            score = self._valid_ndcg(data)
             self.valid_curve_.append(score)
             if score > best:
                 best, best_state, bad = score, self._state(), 0
@@ -205,7 +205,7 @@ class LMAdapter(Recommender):
             self._set_state(best_state)
         self.text_weight_ = fixed_weight
         if cfg.text_weight == "auto" and has_valid:
-            best = self._tune_text_weight(log, data.valid)  # type: ignore[arg-type]
+            best = self._tune_text_weight(data)
         self.valid_ndcg_ = best
 
     def _train_epoch(
@@ -256,19 +256,18 @@ class LMAdapter(Recommender):
         target_cols = torch.from_numpy(seen_pos[hist.items[hidden]])
         return -log_probs[target_rows, target_cols].mean()
 
-    def _valid_ndcg(self, log: Interactions, valid: Interactions) -> float:
-        from lmrec.evaluation.evaluator import EvalOptions, evaluate_model
-
+    def _valid_ndcg(self, data: TrainingData) -> float:
+        """Validation NDCG@10 of the model as it stands (`data.valid` given)."""
+        assert data.valid is not None
         self._fitted = True
-        res = evaluate_model(self, log, valid, options=EvalOptions(ks=(10,), save_top=10))
-        return res.summary["ndcg@10"]
+        return data.validator(self.score, data.interactions, data.valid).ndcg
 
-    def _tune_text_weight(self, log: Interactions, valid: Interactions) -> float:
+    def _tune_text_weight(self, data: TrainingData) -> float:
         """Pick the raw-text weight on validation NDCG@10; returns the best score."""
         best, best_w = -1.0, 0.0
         for w in TEXT_WEIGHT_GRID:
             self.text_weight_ = w
-            score = self._valid_ndcg(log, valid)
+            score = self._valid_ndcg(data)
             if score > best:
                 best, best_w = score, w
         self.text_weight_ = best_w
@@ -296,12 +295,23 @@ class LMAdapter(Recommender):
         self.n_items = len(self.item_embeddings_)
 
     def _score(self, histories: Histories) -> np.ndarray:
+        return self._scores(histories, slice(None))
+
+    def score_items(self, histories: Histories, items: np.ndarray) -> np.ndarray:
+        """Scores of only these items (unknown items score 0)."""
+        self._require_fitted()
+        items = np.asarray(items, dtype=np.int64)
+        inside = (items >= 0) & (items < self.n_items)
+        scores = self._scores(histories, np.where(inside, items, 0))
+        return np.where(inside, scores, 0.0).astype(np.float32)  # type: ignore[no-any-return]
+
+    def _scores(self, histories: Histories, items: np.ndarray | slice) -> np.ndarray:
         cfg = self.config
         users = profiles(self.item_embeddings_, histories, cfg.recency, cfg.max_history)
-        scores = users @ self.item_embeddings_.T
+        scores = users @ self.item_embeddings_[items].T
         if self.text_weight_ > 0:
             text = profiles(self.vectors_, histories, cfg.recency, cfg.max_history)
-            scores += self.text_weight_ * (text @ self.vectors_.T)
+            scores += self.text_weight_ * (text @ self.vectors_[items].T)
         return scores
 
     def _state(self) -> dict[str, np.ndarray]:
