@@ -39,23 +39,47 @@ def load_arguments(parser: argparse.ArgumentParser, port: int, seconds: float) -
     parser.add_argument("--seconds", type=float, default=seconds)
     parser.add_argument("--port", type=int, default=port)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lmrec-bench")
+    parser.add_argument(
+        "--src",
+        type=Path,
+        default=None,
+        help="Serve another checkout's src folder (a baseline commit, e.g. a git worktree).",
+    )
 
 
 def cached_artifact(work: Path, dataset: str, model: str, params: Mapping[str, Any]) -> Path:
     """An artefact of `model` fit on all of `dataset`, trained once per (dataset, model, params).
 
-    Fitting EASE on Beauty takes minutes on a shared 2-core machine; the artefact is
-    immutable, so repeated benchmark runs reuse it.
+    Fitting EASE on Beauty takes minutes on a shared 2-core machine (hybrid about 16);
+    the artefact is immutable, so repeated benchmark runs reuse it. A strategy that
+    reads text gets MiniLM item vectors (from the on-disk embedding cache).
     """
     from lmrec.artifacts import train_artifact
     from lmrec.data.loaders import load_dataset
+    from lmrec.models.names import resolve_strategy
 
     tag = hashlib.sha256(json.dumps(dict(params), sort_keys=True).encode()).hexdigest()[:8]
     out = work / f"{dataset}-{model}-{tag}"
     if not (out / "manifest.json").exists():
         print(f"training {model} {dict(params)} on {dataset} -> {out}", flush=True)
-        train_artifact(load_dataset(dataset), model, out, dict(params))
+        data = load_dataset(dataset)
+        vectors = identity = None
+        if resolve_strategy(model).uses_text:
+            from lmrec.serving.encoders import MINILM_IDENTITY
+            from lmrec.text import EmbeddingCache, encode_catalog, make_encoder
+
+            vectors, _ = encode_catalog(data.catalog, make_encoder(), EmbeddingCache())
+            identity = MINILM_IDENTITY
+        train_artifact(
+            data, model, out, dict(params), item_vectors=vectors, text_model_identity=identity
+        )
     return out
+
+
+def needs_encoder(model: Path) -> str:
+    """`lmrec serve --encoder` for an artefact: minilm when it carries text vectors."""
+    manifest = json.loads((model / "manifest.json").read_text())
+    return "minilm" if manifest.get("text_model") else "none"
 
 
 def id_files(model: Path, out: Path) -> tuple[Path, Path]:
@@ -94,8 +118,19 @@ class Served:
 
 
 @contextmanager
-def serve(model: Path, root: Path, port: int, scopes: Sequence[str]) -> Iterator[Served]:
-    """Run `lmrec serve` on `model` with a fresh state file and one API key, in its own process."""
+def serve(
+    model: Path,
+    root: Path,
+    port: int,
+    scopes: Sequence[str],
+    src: Path | None = None,
+    encoder: str = "none",
+) -> Iterator[Served]:
+    """Run `lmrec serve` on `model` with a fresh state file and one API key, in its own process.
+
+    `src` runs another checkout's `src` folder (a baseline commit, side by side);
+    `encoder` is `lmrec serve --encoder` (minilm for a model that reads text).
+    """
     from lmrec.serving.auth import ApiKeys, new_api_key
 
     key, entry = new_api_key("bench", tuple(scopes))  # type: ignore[arg-type]
@@ -113,9 +148,14 @@ def serve(model: Path, root: Path, port: int, scopes: Sequence[str]) -> Iterator
         str(port),
         "--model-root",
         str(model.parent),
+        "--encoder",
+        encoder,
     ]
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(src.resolve())
     with open(root / "server.log", "ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=log)
+        process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process)
@@ -165,6 +205,10 @@ def summary(result: Mapping[str, Any], per_request: int = 1) -> dict[str, Any]:
         for status, n in (c["statuses"] or {}).items():
             statuses[status] = statuses.get(status, 0) + int(n)
     failed = sum(n for s, n in statuses.items() if s != "200") + int(result["socket_errors"])
+    if not len(latencies):  # nothing was answered within the run
+        nothing = round(float(result["duration_s"]) * 1000, 2)
+        times = dict.fromkeys(("p50_ms", "p90_ms", "p99_ms", "max_ms", "wrk_p99_ms"), nothing)
+        return {"requests": 0, "per_s": 0.0, **times, "failed": failed}
     return {
         "requests": len(latencies),
         "per_s": round(len(latencies) * per_request / result["duration_s"], 1),

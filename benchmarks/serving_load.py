@@ -28,6 +28,7 @@ from _serving_common import (
     cpu_seconds,
     id_files,
     load_arguments,
+    needs_encoder,
     serve,
     start_wrk,
     summary,
@@ -38,7 +39,8 @@ from _serving_common import (
 def one_run(model: Path, root: Path, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """One fresh server: a short warm-up, then the measured recommendations + events run."""
     ids = id_files(model, root)
-    with serve(model, root, args.port, ("read", "ingest")) as served:
+    scopes = ("read", "ingest")
+    with serve(model, root, args.port, scopes, args.src, needs_encoder(model)) as served:
         wrk_result(start_wrk(served, "recommend", 50, 2, 3, ids))  # warm-up, not measured
         events = None
         if args.eps > 0:

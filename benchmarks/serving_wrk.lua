@@ -10,6 +10,10 @@
 --   MODE  "recommend": POST /v1/recommendations for a random user id from USERS
 --         "events":    POST /v1/events, K "view" events per request with unique ids,
 --                      random users from USERS and items from ITEMS
+--         "heavy":     POST /v1/recommendations, the heaviest a read key may send: a
+--                      random user with a K-item history of random ITEMS, k 500,
+--                      explanations on
+--         "live":      GET /health/live
 --   RATE  requests per second for each connection
 --   USERS, ITEMS  files with one id per line
 --   KEY   API key
@@ -90,6 +94,17 @@ function request()
       )
     end
     return wrk.format("POST", "/v1/events", headers, '{"events":[' .. table.concat(parts, ",") .. "]}")
+  end
+  if mode == "live" then
+    return wrk.format("GET", "/health/live", headers)
+  end
+  if mode == "heavy" then
+    local parts = {}
+    for i = 1, per_request do
+      parts[i] = json_string(pick(items))
+    end
+    local body = '{"user_id":' .. json_string(pick(users)) .. ',"k":500,"history":[' .. table.concat(parts, ",") .. "]}"
+    return wrk.format("POST", "/v1/recommendations", headers, body)
   end
   return wrk.format("POST", "/v1/recommendations", headers, '{"user_id":' .. json_string(pick(users)) .. ',"k":10}')
 end
