@@ -6,8 +6,9 @@
 - Items added after training (index >= the model's range): scored from their text, on
   the model's own scale. The item's cosine to the user's text profile (history plus
   query) is mapped to the model score at the same quantile among the trained items'
-  cosines to that profile, so a new item ranks where a trained item of equal text
-  similarity would, whatever the model's scale (an RRF score, a logit, a dot product).
+  cosines to that profile (the user's history left out), so a new item ranks where a
+  trained candidate of equal text similarity would, whatever the model's scale (an RRF
+  score, a logit, a dot product).
 - A free-text query steers every trained item with a vector (`lmrec.ranking.steer`),
   by a scale read from the query's own top candidates.
 """
@@ -58,12 +59,20 @@ def _profile(space: ItemSpace, history: np.ndarray, query: np.ndarray | None) ->
     return profile / max(float(np.linalg.norm(profile)), 1e-12)  # type: ignore[no-any-return]
 
 
-def _new_item_scores(space: ItemSpace, row: np.ndarray, profile: np.ndarray) -> np.ndarray:
-    """Scores of the items added after training, by quantile-matching text cosine to `row`."""
+def _new_item_scores(
+    space: ItemSpace, row: np.ndarray, profile: np.ndarray, history: np.ndarray
+) -> np.ndarray:
+    """Scores of the items added after training, by quantile-matching text cosine to `row`.
+
+    The reference is the trained items the user could be shown (history items left out:
+    they are the closest to the profile and would hand new items the top scores).
+    """
     assert space.vectors is not None
     m = space.n_trained
     new = np.arange(m, len(space))[space.has_vector[m:]]
-    trained = np.flatnonzero(space.has_vector[:m] & np.isfinite(row[:m]))
+    candidate = space.has_vector[:m] & np.isfinite(row[:m])
+    candidate[history[history < m]] = False
+    trained = np.flatnonzero(candidate)
     if not len(new) or not len(trained):
         return np.full(len(new), -np.inf, dtype=np.float32)
     cos_trained = np.sort(space.vectors[trained] @ profile)
@@ -120,7 +129,9 @@ def score_batch(
         if n > m:
             profile = _profile(space, histories[q], query)
             if profile is not None:
-                scores[q, m:][space.has_vector[m:]] = _new_item_scores(space, scores[q], profile)
+                scores[q, m:][space.has_vector[m:]] = _new_item_scores(
+                    space, scores[q], profile, histories[q]
+                )
         if query is not None or len(neg):
             unsteered[q] = scores[q].copy()
             scale = _steering_scale(scores[q, :m], depth)
