@@ -119,3 +119,13 @@ def test_demo_trains_evaluates_and_reports_on_the_sample(tmp_path: Path):
     assert rows["lm-adapter"]["ndcg@10"] > rows["pop"]["ndcg@10"]
     assert "diversity@10" in rows["ease"]
     assert (tmp_path / "report.html").stat().st_size > 10_000
+
+
+def test_train_says_what_a_tuning_strategy_held_out(tmp_path: Path):
+    out = tmp_path / "sasrec-v1"
+    params = json.dumps({"epochs": 1, "embedding_dim": 16})
+    proc = lmrec("train", "-d", "sample", "-m", "sasrec", "--params", params, "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    held = json.loads((out / "manifest.json").read_text())["validation"]
+    assert held["n_users"] == 500
+    assert f"tuned on its own validation: {held['protocol']}, 500 users" in proc.stdout

@@ -94,3 +94,19 @@ def test_train_artifact_fits_by_name(tmp_path: Path) -> None:
     assert art.model.score(Histories.from_lists([[0]])).shape == (1, 12)
     with pytest.raises(LmrecError, match="already exists"):
         train_artifact(dataset, "itemknn", path, {})
+
+
+def test_a_strategy_that_tunes_on_validation_holds_out_its_own(tmp_path: Path) -> None:
+    """`train --model fused` once fitted without validation and fell back to RRF unsaid."""
+    from lmrec.data.loaders import load_dataset
+
+    dataset = load_dataset("sample")
+    vectors = ENCODER(dataset.catalog.texts())
+    art = load_artifact(train_artifact(dataset, "fused", tmp_path / "fused", item_vectors=vectors))
+    assert art.model.fusion_ == "learned"
+    held = art.manifest["validation"]
+    assert held["n_users"] == dataset.n_users  # every sample user has a last interaction to hold
+    # Serving still knows every interaction, the held-out ones included.
+    assert len(art.history_items) == len(dataset.interactions)
+    plain = load_artifact(train_artifact(dataset, "itemknn", tmp_path / "knn"))
+    assert plain.manifest["validation"] is None

@@ -2,7 +2,8 @@
 
 from lmrec.data.catalog import Catalog
 from lmrec.data.dataset import CleaningOptions, Dataset
-from lmrec.data.interactions import EVENT_TYPES, Histories, Interactions
+from lmrec.data.events import EVENT_TYPES, EventPolicy
+from lmrec.data.interactions import Histories, Interactions
 from lmrec.data.splitting import (
     PROTOCOLS,
     Split,
@@ -20,6 +21,7 @@ __all__ = [
     "Catalog",
     "CleaningOptions",
     "Dataset",
+    "EventPolicy",
     "Histories",
     "Interactions",
     "Split",

@@ -1,10 +1,21 @@
-"""Cleaning steps on a raw interaction frame (columns user, item, timestamp, rating)."""
+"""Cleaning steps on a raw interaction frame (columns user, item, timestamp, rating, event)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["deduplicate", "k_core", "rating_threshold"]
+from lmrec.data.events import EVENT_TYPES, EventPolicy
+from lmrec.errors import DataError
+
+__all__ = [
+    "deduplicate",
+    "event_types",
+    "event_weights",
+    "k_core",
+    "positive_events",
+    "rating_threshold",
+]
 
 
 def deduplicate(frame: pd.DataFrame, keep: str = "last") -> pd.DataFrame:
@@ -15,11 +26,47 @@ def deduplicate(frame: pd.DataFrame, keep: str = "last") -> pd.DataFrame:
     return ordered.drop_duplicates(["user", "item"], keep=keep).sort_index()
 
 
+def event_types(frame: pd.DataFrame) -> pd.Series:
+    """The event type of every row: its `event` column, else `rating` when the log has
+    ratings, else `interaction`. Raises `DataError` for a type lmrec does not know."""
+    if "event" not in frame:
+        kind = "rating" if "rating" in frame else "interaction"
+        return pd.Series(kind, index=frame.index, dtype=object)
+    types = frame["event"].astype(str)
+    unknown = set(types.unique()) - set(EVENT_TYPES)
+    if unknown:
+        raise DataError(
+            f"unknown event types {sorted(unknown)[:5]}; known: {', '.join(EVENT_TYPES)}"
+        )
+    return types
+
+
+def _values(frame: pd.DataFrame) -> np.ndarray | None:
+    """Each row's rating (NaN where it has none), or None for a log without ratings."""
+    if "rating" not in frame:
+        return None
+    return pd.to_numeric(frame["rating"], errors="coerce").to_numpy(np.float64)
+
+
+def positive_events(frame: pd.DataFrame, policy: EventPolicy) -> pd.DataFrame:
+    """Keep the rows `policy` counts as positive, in their order (the same test the server's
+    store applies): ratings below `min_rating`, zero-weight types, `search` and
+    `not_interested` rows are dropped."""
+    mask = policy.positive_mask(event_types(frame).to_numpy(), _values(frame))
+    return frame if mask.all() else frame[mask]
+
+
+def event_weights(frame: pd.DataFrame, policy: EventPolicy) -> np.ndarray:
+    """Each row's weight under `policy` (a rating's scales with its value)."""
+    return policy.weights(event_types(frame).to_numpy(), _values(frame))
+
+
 def rating_threshold(frame: pd.DataFrame, min_rating: float | None) -> pd.DataFrame:
-    """Keep rows whose rating is at least `min_rating` (implicit feedback from ratings)."""
-    if min_rating is None or "rating" not in frame:
-        return frame
-    return frame[frame["rating"] >= min_rating]
+    """Keep rows whose rating is at least `min_rating` (implicit feedback from ratings).
+
+    Shorthand for `positive_events` with the default policy and that `min_rating`.
+    """
+    return positive_events(frame, EventPolicy(min_rating=min_rating))
 
 
 def k_core(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from lmrec.data.catalog import Catalog
-from lmrec.data.cleaning import deduplicate, k_core, rating_threshold
-from lmrec.data.interactions import EVENT_TYPES, Interactions
+from lmrec.data.cleaning import deduplicate, event_types, event_weights, k_core, positive_events
+from lmrec.data.events import EVENT_TYPES, EventPolicy
+from lmrec.data.interactions import Interactions
 from lmrec.data.vocabulary import Vocabulary
 from lmrec.errors import DataError
 
@@ -20,15 +21,35 @@ __all__ = ["CleaningOptions", "Dataset"]
 class CleaningOptions:
     """How raw logs are cleaned before use.
 
-    `min_rating` turns ratings into implicit feedback (rows below are dropped);
-    `dedupe` keeps one row per (user, item) ("last", "first" or None to keep all);
-    `user_k`/`item_k` apply a k-core filter (1 disables it).
+    `event_policy` says which rows are positive (the others are dropped) and what each
+    weighs: the same policy the server's store applies to live events. `min_rating` is
+    shorthand for `event_policy.min_rating` (ratings below it are dropped; both always
+    agree after construction). `dedupe` keeps one row per (user, item) ("last", "first"
+    or None to keep all); `user_k`/`item_k` apply a k-core filter (1 disables it).
     """
 
     min_rating: float | None = None
     dedupe: str | None = None
     user_k: int = 1
     item_k: int = 1
+    event_policy: EventPolicy = field(default_factory=EventPolicy)
+
+    def __post_init__(self) -> None:
+        policy = self.event_policy
+        if self.min_rating is None:
+            object.__setattr__(self, "min_rating", policy.min_rating)
+        elif policy.min_rating is None:
+            update = {**policy.model_dump(), "min_rating": self.min_rating}
+            object.__setattr__(self, "event_policy", EventPolicy.model_validate(update))
+        elif policy.min_rating != self.min_rating:
+            raise ValueError(
+                f"CleaningOptions: min_rating={self.min_rating} disagrees with "
+                f"event_policy.min_rating={policy.min_rating}; give one of them"
+            )
+
+    def with_policy(self, policy: EventPolicy) -> CleaningOptions:
+        """The same options under another event policy (its `min_rating` wins)."""
+        return replace(self, min_rating=policy.min_rating, event_policy=policy)
 
 
 @dataclass(eq=False)
@@ -82,9 +103,13 @@ class Dataset:
     ) -> Dataset:
         """Build from a raw log and an optional catalogue frame.
 
-        `interactions` needs columns `user`, `item`; optional `timestamp`, `rating`
-        (or `weight`), `event`. `catalog` needs `item` plus any text/attribute columns.
-        Rows keep their file order on equal timestamps.
+        `interactions` needs columns `user`, `item`; optional `timestamp`, `rating`,
+        `weight`, `event`. Rows the cleaning's event policy does not count as positive
+        are dropped; a row's type is its `event`, else `rating` when the log has ratings,
+        else `interaction`. Its weight is the `weight` column when there is one, else the
+        policy's (a rating weighs `rating * value`, so ratings keep their value by
+        default). `catalog` needs `item` plus any text/attribute columns. Rows keep their
+        file order on equal timestamps.
         """
         for column in ("user", "item"):
             if column not in interactions:
@@ -99,7 +124,8 @@ class Dataset:
             frame["timestamp"] = np.arange(len(frame), dtype=np.float64)
         notes: list[str] = []
         before = len(frame)
-        frame = rating_threshold(frame, cleaning.min_rating)
+        frame["event"] = event_types(frame)  # checked before any row is dropped
+        frame = positive_events(frame, cleaning.event_policy)
         if cleaning.dedupe:
             frame = deduplicate(frame, keep=cleaning.dedupe)
         frame = k_core(frame, cleaning.user_k, cleaning.item_k)
@@ -121,20 +147,12 @@ class Dataset:
             cat_frame = catalog.set_index("item").reindex(items.ids).reset_index()
         cat = Catalog(cat_frame) if cat_frame is not None else Catalog.empty(len(items))
 
-        weights = None
         if "weight" in frame:
             weights = frame["weight"].to_numpy(np.float32)
-        elif "rating" in frame:
-            weights = frame["rating"].to_numpy(np.float32)
-        events = None
-        if "event" in frame:
-            codes = {e: i for i, e in enumerate(EVENT_TYPES)}
-            unknown = set(frame["event"].unique()) - set(codes)
-            if unknown:
-                raise DataError(
-                    f"unknown event types {sorted(unknown)[:5]}; known: {', '.join(EVENT_TYPES)}"
-                )
-            events = frame["event"].map(codes).to_numpy(np.int8)
+        else:
+            weights = event_weights(frame, cleaning.event_policy)
+        codes = {e: i for i, e in enumerate(EVENT_TYPES)}
+        events = frame["event"].map(codes).to_numpy(np.int8)
         log = Interactions.build(
             users.indexes(frame["user"]),
             items.indexes(frame["item"]),

@@ -9,19 +9,10 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["EVENT_TYPES", "Histories", "Interactions"]
+from lmrec.data.events import EVENT_TYPES
 
-#: Event types understood across lmrec; `interaction` is the neutral default.
-EVENT_TYPES: tuple[str, ...] = (
-    "interaction",
-    "view",
-    "click",
-    "add_to_cart",
-    "purchase",
-    "rating",
-    "search",
-    "not_interested",
-)
+# EVENT_TYPES is re-exported: event codes in `Interactions.events` index into it.
+__all__ = ["EVENT_TYPES", "Histories", "Interactions"]
 
 
 @dataclass(frozen=True, eq=False)

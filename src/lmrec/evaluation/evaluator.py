@@ -170,7 +170,9 @@ def evaluate_pipeline(
     for lo in range(0, len(users), batch):
         dense = t[lo : lo + batch].toarray() > 0
         ranked = rankings[lo : lo + batch]
-        hits[lo : lo + batch] = np.take_along_axis(dense, np.maximum(ranked, 0), axis=1) & (ranked >= 0)
+        hits[lo : lo + batch] = np.take_along_axis(dense, np.maximum(ranked, 0), axis=1) & (
+            ranked >= 0
+        )
 
     per_user: dict[str, np.ndarray] = {}
     for k in opts.ks:

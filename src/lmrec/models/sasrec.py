@@ -31,7 +31,6 @@ from tqdm.auto import tqdm
 from lmrec._cpu import usable_cores
 from lmrec.data.interactions import Histories, Interactions
 from lmrec.errors import LmrecError
-from lmrec.evaluation.evaluator import EvalOptions, evaluate_model
 from lmrec.models._sequence import CausalTransformer, training_sequences
 from lmrec.models.base import ModelConfig, Recommender, TrainingData
 
@@ -234,9 +233,7 @@ class SASRec(Recommender):
         """Validation NDCG@10 of the given views' summed scores (None: all views)."""
         self._views_scored, self._tables = views, None
         try:
-            return evaluate_model(
-                self, data.interactions, valid, options=EvalOptions(ks=(10,), save_top=10)
-            ).summary["ndcg@10"]
+            return data.validator(self.score, data.interactions, valid).ndcg
         finally:
             self._views_scored, self._tables = None, None
 

@@ -289,7 +289,7 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = SQLiteStateStore(settings.db).open()
+        store = SQLiteStateStore(settings.db, settings.event_policy).open()
         enc = encoder
         if enc is None and settings.encoder == "minilm":
             from lmrec.serving.encoders import minilm_encoder

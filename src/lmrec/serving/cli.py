@@ -59,7 +59,13 @@ def train_command(
         data, model, out, hyper, item_vectors=vectors, text_model_identity=identity
     )
     manifest = json.loads((path / "manifest.json").read_text())
-    typer.echo(f"wrote {path} (version {manifest['version']})")
+    held = manifest.get("validation")
+    tuned = (
+        f"; tuned on its own validation: {held['protocol']}, {held['n_users']} users"
+        if held
+        else ""
+    )
+    typer.echo(f"wrote {path} (version {manifest['version']}{tuned})")
 
 
 def serve_command(
@@ -87,10 +93,25 @@ def serve_command(
     workers: Annotated[
         int, typer.Option("--workers", help="Server processes (each loads the model).")
     ] = 1,
+    min_rating: Annotated[
+        float | None,
+        typer.Option(
+            "--min-rating", help="Ratings below this do not join a history (default: all do)."
+        ),
+    ] = None,
+    event_weights: Annotated[
+        str | None,
+        typer.Option(
+            "--event-weights",
+            help="Weights of positive event types, e.g. view=0.25,click=0.5,add_to_cart=0.75,"
+            "purchase=1,rating=1 (unnamed types keep these defaults; 0 makes a type not count).",
+        ),
+    ] = None,
 ) -> None:
     """Serve recommendations over HTTP (OpenAPI at /docs)."""
     import uvicorn
 
+    from lmrec.data.events import EventPolicy
     from lmrec.serving import ApiKeys, Settings, create_app, load_api_keys
 
     if encoder not in ("none", "minilm"):
@@ -109,6 +130,7 @@ def serve_command(
         encoder=encoder,  # type: ignore[arg-type]
         model_root=model_root,
         max_body_bytes=max_body_bytes,
+        event_policy=EventPolicy.parse(event_weights, min_rating),
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # uvicorn's access log prints query strings; ours logs route templates only.

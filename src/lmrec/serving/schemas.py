@@ -65,7 +65,11 @@ Id = Annotated[
         }
     ),
 ]
-EventType = Literal["view", "click", "add_to_cart", "purchase", "rating", "not_interested"]
+#: What a client may send: every `lmrec.data.events` type but the offline-only `interaction`.
+#: Which of them join a history is the server's `EventPolicy`.
+EventType = Literal[
+    "view", "click", "add_to_cart", "purchase", "rating", "search", "not_interested"
+]
 #: A number that is not NaN or infinite: JSON parsers here accept `NaN` and `Infinity`,
 #: and SQLite would store NaN as NULL (a NOT NULL column then drops the row silently).
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -100,13 +104,19 @@ class _Body(BaseModel):
 
 
 class EventIn(_Body):
-    """One user action."""
+    """One user action.
+
+    A `search` carries its query text in `context.query` and may omit `item_id`; it is
+    recorded but never joins the user's history (a query is not a consumed item).
+    """
 
     event_id: Id = Field(
         description="Unique id; a repeated id is stored once (idempotent retries)."
     )
     user_id: Id
-    item_id: Id
+    item_id: Id | None = Field(
+        None, description="The item acted on; required for every type but `search`."
+    )
     type: EventType
     timestamp: _dt.datetime | Finite | None = Field(
         None, description="When it happened: ISO 8601 or seconds since the epoch (default: now)."
@@ -114,7 +124,20 @@ class EventIn(_Body):
     value: Finite | None = Field(
         None, description="Rating value or quantity, when the type has one."
     )
-    context: dict[str, Any] = Field(default_factory=dict, description="Device, page, session, ...")
+    context: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Device, page, session, ...; for a `search`, `query` holds its text.",
+    )
+
+    @model_validator(mode="after")
+    def _item_or_query(self) -> EventIn:
+        if self.type == "search":
+            query = self.context.get("query")
+            if not isinstance(query, str) or not query.strip():
+                raise ValueError("a search event needs its text in context.query")
+        elif self.item_id is None:
+            raise ValueError(f"a {self.type} event needs an item_id")
+        return self
 
 
 class EventsRequest(_Body):

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lmrec.data.events import EventPolicy
 from lmrec.serving.auth import ApiKeys
 
 __all__ = ["Settings"]
@@ -21,6 +22,8 @@ class Settings(BaseModel):
     admin model loads must lie under it. `encoder`: "minilm" loads the packaged
     sentence encoder at start-up when the artefact has item vectors; "none" leaves
     new items unscored (an encoder passed to `create_app` wins over both).
+    `event_policy`: which stored events make up a user's history (and what each
+    weighs): give the one the served model was trained with.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -36,3 +39,4 @@ class Settings(BaseModel):
     max_k: int = Field(default=500, gt=0)
     history_limit: int = Field(default=200, gt=0)
     metrics_public: bool = True
+    event_policy: EventPolicy = EventPolicy()

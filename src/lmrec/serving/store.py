@@ -8,6 +8,11 @@ Events are idempotent by `event_id` (a primary key: a repeated id is ignored).
 A user's state is derived from their events, so erasing the events erases the
 state. After an erasure only a salted hash of the user id is kept, so that the
 immutable model artefact's copy of their history is no longer served.
+
+Which stored events join a user's history is the store's `EventPolicy`, the same
+one the data layer cleans training logs with (`lmrec.data.events`): every event
+is kept in the log, and the policy is applied when the state is read, so changing
+it (say, `min_rating`) changes the served histories without rewriting events.
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from lmrec.data.events import EventPolicy
+
 __all__ = [
-    "NEGATIVE_EVENTS",
-    "POSITIVE_EVENTS",
     "Event",
     "SQLiteStateStore",
     "StateStore",
@@ -32,21 +37,18 @@ __all__ = [
     "UserState",
 ]
 
-#: Event types that count as consumption (they join the user's history).
-POSITIVE_EVENTS = ("view", "click", "add_to_cart", "purchase", "rating")
-#: Event types that mean "do not show me this".
-NEGATIVE_EVENTS = ("not_interested",)
-#: Ratings below this are not treated as liking the item.
-MIN_POSITIVE_RATING = 3.0
-
 
 @dataclass(frozen=True)
 class Event:
-    """One user action; `timestamp` is seconds since the epoch."""
+    """One user action; `timestamp` is seconds since the epoch.
+
+    `item_id` is None only for a `search` that names no item (its query text is in
+    `context["query"]`); it is stored as an empty id and never joins a history.
+    """
 
     event_id: str
     user_id: str
-    item_id: str
+    item_id: str | None
     type: str
     timestamp: float
     value: float | None = None
@@ -57,8 +59,9 @@ class Event:
 class UserState:
     """What the recommender needs about a user right now.
 
-    `history`: consumed item ids, oldest first (the most recent `limit`);
-    `negative`: items the user said they are not interested in;
+    `history`: ids of the user's positive events' items under the store's event
+    policy, oldest first (the most recent `limit`; an item seen twice appears twice);
+    `negative`: items of the policy's negative events (not interested);
     `erased`: the user asked to be forgotten (ignore older copies of their data).
     """
 
@@ -136,6 +139,29 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 
+def _history_query(policy: EventPolicy) -> tuple[str, tuple[Any, ...]]:
+    """SQL for a user's recent positive events, run with `(user_id, *params, limit)`.
+
+    The types and `min_rating` are parameters, so the statement stays one cached plan
+    on the `events_by_user` index whatever the policy.
+    """
+    types = policy.positive_types
+    sql = f"SELECT item_id FROM events WHERE user_id=? AND type IN ({','.join('?' * len(types))}) "
+    params: tuple[Any, ...] = types
+    if policy.min_rating is not None and "rating" in types:
+        # A rating without a value counts, as in `EventPolicy.is_positive`.
+        sql += "AND (type != 'rating' OR value IS NULL OR value >= ?) "
+        params += (policy.min_rating,)
+    return sql + "ORDER BY timestamp DESC, seq DESC LIMIT ?", params
+
+
+def _negative_query(policy: EventPolicy) -> tuple[str, tuple[Any, ...]]:
+    """SQL for the items of a user's negative events, run with `(user_id, *params)`."""
+    types = policy.negative_types
+    sql = "SELECT DISTINCT item_id FROM events WHERE user_id=? AND type IN ("
+    return sql + ",".join("?" * len(types)) + ")", types
+
+
 _EVENT_COLUMNS = 8
 _EVENT_ROW = "(" + ",".join("?" * _EVENT_COLUMNS) + ")"
 _ROWS_PER_INSERT = 1000
@@ -150,11 +176,16 @@ class SQLiteStateStore:
     whereas sharing the writer's lock made every recommendation queue behind the
     fsync of whatever event batch was committing (tens of ms on a loaded disk).
     `secure_delete` overwrites erased rows so no copy of a forgotten user lingers
-    in free pages.
+    in free pages. `event_policy` decides which events make up a user's history
+    and negative feedback; its types and `min_rating` go into the queries as
+    parameters.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, event_policy: EventPolicy | None = None):
         self.path = Path(path)
+        self._event_policy = event_policy if event_policy is not None else EventPolicy()
+        self._history_sql, self._history_params = _history_query(self._event_policy)
+        self._negative_sql, self._negative_params = _negative_query(self._event_policy)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._local = threading.local()
@@ -205,6 +236,11 @@ class SQLiteStateStore:
             self._local.conn = conn
         return conn
 
+    @property
+    def event_policy(self) -> EventPolicy:
+        """Which events make up a user's history and negative feedback."""
+        return self._event_policy
+
     def hash_id(self, user_id: str) -> str:
         """A salted hash of an id (for tombstones and logs; the salt never leaves the file)."""
         return hashlib.sha256((self._salt + "\x00" + user_id).encode()).hexdigest()
@@ -219,9 +255,12 @@ class SQLiteStateStore:
                 before = conn.total_changes
                 params: list[Any] = []
                 for e in events:
+                    if e.item_id is None and e.type != "search":
+                        raise ValueError(f"event {e.event_id!r}: only a search may omit item_id")
                     self._seq += 1
                     context = json.dumps(e.context, separators=(",", ":"))
-                    params += (e.event_id, e.user_id, e.item_id, e.type, e.timestamp, e.value)
+                    item = "" if e.item_id is None else e.item_id
+                    params += (e.event_id, e.user_id, item, e.type, e.timestamp, e.value)
                     params += (context, self._seq)
                 # One multi-row statement, not `executemany`: the sqlite3 module releases
                 # and retakes the GIL around every step, and under load each retake can
@@ -247,14 +286,10 @@ class SQLiteStateStore:
         conn.execute("BEGIN")
         try:
             positive = conn.execute(
-                f"SELECT item_id FROM events WHERE user_id=? AND type IN ({','.join('?' * len(POSITIVE_EVENTS))}) "
-                "AND (type != 'rating' OR value IS NULL OR value >= ?) "
-                "ORDER BY timestamp DESC, seq DESC LIMIT ?",
-                (user_id, *POSITIVE_EVENTS, MIN_POSITIVE_RATING, limit),
+                self._history_sql, (user_id, *self._history_params, limit)
             ).fetchall()
             negative = conn.execute(
-                "SELECT DISTINCT item_id FROM events WHERE user_id=? AND type='not_interested'",
-                (user_id,),
+                self._negative_sql, (user_id, *self._negative_params)
             ).fetchall()
             erased = conn.execute(
                 "SELECT 1 FROM erased_users WHERE user_hash=?", (self.hash_id(user_id),)

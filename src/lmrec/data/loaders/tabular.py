@@ -11,6 +11,7 @@ import pandas as pd
 
 from lmrec.data.catalog import LIST_FIELDS
 from lmrec.data.dataset import CleaningOptions, Dataset
+from lmrec.data.events import EVENT_TYPES
 from lmrec.data.loaders._io import parse_token_list
 from lmrec.errors import ConfigError, DataError
 
@@ -22,12 +23,14 @@ __all__ = [
     "read_table",
 ]
 
-#: Default source column of each interaction column (timestamp and rating optional).
+#: Default source column of each interaction column (timestamp, rating and event optional;
+#: an `event_type` or `event` column holds one of `lmrec.data.events.EVENT_TYPES`).
 INTERACTION_COLUMNS: dict[str, str] = {
     "user": "user_id",
     "item": "item_id",
     "timestamp": "timestamp",
     "rating": "rating",
+    "event": "event_type",
 }
 #: Catalogue columns a mapping may name; unmapped file columns are kept as attributes.
 CATALOG_COLUMNS: tuple[str, ...] = (
@@ -169,11 +172,12 @@ def load_tabular(
 ) -> Dataset:
     """Load interactions from a CSV/Parquet file, optionally with a catalogue file.
 
-    `columns` maps our columns (user, item, timestamp, rating) to the file's, e.g.
-    `{"user": "uid", "item": "iid", "timestamp": "ts", "rating": "stars"}`; by
-    default they are read from `user_id`, `item_id`, `timestamp`, `rating` (or the
-    bare names), and timestamp and rating are optional. Timestamps may be numbers
-    or dates. `catalog_columns` maps catalogue fields (item, title, description,
+    `columns` maps our columns (user, item, timestamp, rating, event) to the file's,
+    e.g. `{"user": "uid", "item": "iid", "timestamp": "ts", "rating": "stars"}`; by
+    default they are read from `user_id`, `item_id`, `timestamp`, `rating`,
+    `event_type` (or the bare names), and all but user and item are optional.
+    Timestamps may be numbers or dates. With an event column, the cleaning's event
+    policy decides which rows are positive and what each weighs (`lmrec.data.events`). `catalog_columns` maps catalogue fields (item, title, description,
     summary, brand, categories, tags) to the catalogue file's columns; its other
     columns are kept as attributes. List fields given as text are split on
     `list_separator` (or parsed as `'a', 'b'` when quoted).
@@ -188,11 +192,23 @@ def load_tabular(
         interactions[column] = _id_text(interactions[column])
     if "timestamp" in interactions:
         interactions["timestamp"] = _timestamps(interactions["timestamp"], path)
+    if "event" in interactions:
+        unknown = ~interactions["event"].isin(EVENT_TYPES)
+        if unknown.any():
+            first = interactions["event"][unknown].iloc[0]
+            raise _bad_row(
+                path, unknown, f"event type {first!r} is not one of {', '.join(EVENT_TYPES)}"
+            )
     if "rating" in interactions:
         rating = pd.to_numeric(interactions["rating"], errors="coerce")
-        if rating.isna().any():
-            first = interactions["rating"][rating.isna()].iloc[0]
-            raise _bad_row(path, rating.isna(), f"rating {first!r} is not a number")
+        bad = rating.isna()
+        if "event" in interactions:
+            # An event log may leave the value empty (a click; a rating without stars,
+            # positive as it is in the server's store); only text that is not a number fails.
+            bad &= interactions["rating"].notna()
+        if bad.any():
+            first = interactions["rating"][bad].iloc[0]
+            raise _bad_row(path, bad, f"rating {first!r} is not a number")
         interactions["rating"] = rating
     items = None
     if catalog is not None:
