@@ -40,13 +40,23 @@ from lmrec import __version__
 from lmrec._arrays import read_arrays, write_arrays
 from lmrec.data.catalog import Catalog
 from lmrec.data.dataset import Dataset
+from lmrec.data.events import EventPolicy
 from lmrec.data.interactions import Interactions
+from lmrec.data.splitting import hold_out_last
 from lmrec.data.vocabulary import Vocabulary
 from lmrec.errors import LmrecError
 from lmrec.models.base import Recommender, TrainingData, class_path, load_model
 from lmrec.pipeline._query import PipelineConfig
 
-__all__ = ["ARTIFACT_FORMAT", "Artifact", "build_artifact", "load_artifact", "train_artifact"]
+__all__ = [
+    "ARTIFACT_FORMAT",
+    "Artifact",
+    "build_artifact",
+    "fit_for_artifact",
+    "load_artifact",
+    "read_event_policy",
+    "train_artifact",
+]
 
 #: Bumped when the layout changes incompatibly.
 ARTIFACT_FORMAT = 1
@@ -86,6 +96,11 @@ class Artifact:
     def pipeline_config(self) -> PipelineConfig:
         """The pipeline settings (default re-ranking knobs) the artefact was built with."""
         return PipelineConfig.model_validate(self.manifest.get("pipeline", {}))
+
+    @property
+    def event_policy(self) -> EventPolicy:
+        """Which events made the training data (and make a user's history when served)."""
+        return EventPolicy.model_validate(self.manifest.get("event_policy") or {})
 
     @property
     def text_model(self) -> str | None:
@@ -158,11 +173,13 @@ def build_artifact(
     training: Interactions | None = None,
     pipeline: PipelineConfig | None = None,
     validation: dict[str, Any] | None = None,
+    event_policy: EventPolicy | None = None,
 ) -> Path:
     """Write a fitted `model` and what serving needs into a new artefact directory `out_dir`.
 
     `pipeline` holds the default re-ranking knobs the server applies; `validation`
-    says what the model held out to tune on (recorded in the manifest).
+    says what the model held out to tune on (recorded in the manifest); `event_policy`
+    the events the data was made of, which the server then applies to live events.
     `training` is the log the model learned from (default: the dataset's
     interactions); its per-user histories let the server answer known users.
     `item_vectors` (row `i` = item `i`) and the identity of the text model that
@@ -232,6 +249,7 @@ def build_artifact(
             },
             "pipeline": (pipeline or PipelineConfig()).model_dump(mode="json"),
             "validation": validation,
+            "event_policy": (event_policy or EventPolicy()).model_dump(mode="json"),
             "text_model": text_model_identity if item_vectors is not None else None,
             "vector_dim": None if item_vectors is None else int(item_vectors.shape[1]),
             "files": {
@@ -258,6 +276,15 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise LmrecError(f"{path}: cannot read artefact file ({exc})") from None
+
+
+def read_event_policy(path: str | Path) -> EventPolicy:
+    """The event policy an artefact records, read from its manifest alone (no model load)."""
+    manifest = _read_json(Path(path) / MANIFEST)
+    try:
+        return EventPolicy.model_validate((manifest or {}).get("event_policy") or {})
+    except (ValidationError, AttributeError) as exc:
+        raise LmrecError(f"{Path(path) / MANIFEST}: event_policy is not valid ({exc})") from None
 
 
 def load_artifact(path: str | Path) -> Artifact:
@@ -327,12 +354,13 @@ def load_artifact(path: str | Path) -> Artifact:
         raise LmrecError(
             f"{root / 'model'}: cannot load the model ({type(exc).__name__}: {exc})"
         ) from None
-    try:
-        PipelineConfig.model_validate(manifest.get("pipeline", {}))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise LmrecError(f"{root / MANIFEST}: pipeline.{where}: {first['msg']}") from None
+    for key, kind in (("pipeline", PipelineConfig), ("event_policy", EventPolicy)):
+        try:
+            kind.model_validate(manifest.get(key) or {})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise LmrecError(f"{root / MANIFEST}: {key}.{where}: {first['msg']}") from None
     if model.n_items > len(items):
         raise LmrecError(
             f"{root / 'model'}: the model scores {model.n_items} items but items.json has "
@@ -375,6 +403,7 @@ def train_artifact(
     item_vectors: np.ndarray | None = None,
     text_model_identity: str | None = None,
     pipeline: PipelineConfig | None = None,
+    event_policy: EventPolicy | None = None,
 ) -> Path:
     """Fit a strategy (short name like `ease` or an import path) on all of `dataset` and write an artefact.
 
@@ -397,4 +426,5 @@ def train_artifact(
         text_model_identity=text_model_identity,
         pipeline=pipeline,
         validation=validation,
+        event_policy=event_policy,
     )

@@ -88,4 +88,4 @@ def test_without_validation_fusion_is_rrf_and_says_so(sample_split) -> None:  # 
     fused = Fused(strategies=("ease", "itemknn")).fit(
         TrainingData(s.train, data.catalog, data.item_vectors)
     )
-    assert fused.describe() == {"fusion": "rrf"}
+    assert fused.describe()["fusion"] == "rrf" and "no validation" in fused.describe()["reason"]

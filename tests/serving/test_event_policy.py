@@ -201,6 +201,41 @@ def test_serve_cli_passes_the_policy_to_the_app(
     assert result.exit_code == 0, result.output
     assert seen[0].event_policy == EventPolicy(view=0.1, purchase=2.0, min_rating=3.5)
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0 and seen[1].event_policy == EventPolicy()
+    assert result.exit_code == 0 and seen[1].event_policy is None  # the artefact's policy
     bad = CliRunner().invoke(app, [*args, "--event-weights", "search=1"])
     assert bad.exit_code != 0 and "cannot weigh event type 'search'" in str(bad.exception)
+
+
+def test_the_server_applies_the_policy_the_artefact_was_trained_with(
+    tmp_path: Path, keys: dict[str, str]
+) -> None:
+    """`lmrec train --min-rating 4` records it; a server started without flags applies it."""
+    from serving_fixtures import make_dataset
+
+    from lmrec.artifacts import build_artifact, load_artifact
+    from lmrec.models import EASE, TrainingData
+    from lmrec.serving import ApiKeys
+
+    dataset = make_dataset()
+    model = EASE(reg=1.0).fit(TrainingData(dataset.interactions, dataset.catalog))
+    policy = EventPolicy(min_rating=4.0)
+    out = build_artifact(dataset, model, tmp_path / "strict", event_policy=policy)
+    assert load_artifact(out).event_policy == policy
+    settings = Settings(
+        model_dir=out, db=tmp_path / "state.db", api_keys=ApiKeys.model_validate_json(keys["_file"])
+    )
+    assert settings.event_policy is None  # nothing given: the artefact's policy serves
+    with TestClient(create_app(settings, ENCODER)) as client:
+        rate = [
+            {"event_id": "r1", "user_id": "fan", "item_id": "s0", "type": "rating", "value": 3.0},
+            {"event_id": "r2", "user_id": "fan", "item_id": "s1", "type": "rating", "value": 4.0},
+        ]
+        assert post(client, keys["ingest"], *rate) == 200
+        body = {"user_id": "fan", "k": 12, "explain": False}
+        got = [
+            i["item_id"]
+            for i in client.post(
+                "/v1/recommendations", json=body, headers=auth(keys["read"])
+            ).json()["items"]
+        ]
+    assert "s1" not in got and "s0" in got

@@ -149,6 +149,16 @@ def cold_items(
     )
 
 
+def hold_out_last(log: Interactions, min_count: int = 2) -> tuple[Interactions, Interactions]:
+    """(training, validation): each user's last interaction held out, for users with at
+    least `min_count` (the others stay wholly in training). What a model fitted for
+    serving tunes on (`lmrec.artifacts.fit_for_artifact`)."""
+    last = log.user_indptr[1:][log.user_counts >= min_count] - 1
+    held = np.zeros(len(log), dtype=bool)
+    held[last] = True
+    return log.select(~held), log.select(held)
+
+
 def split(log: Interactions, protocol: str, seed: int = 0) -> Split:
     """The split for a protocol name (one of `PROTOCOLS`)."""
     if protocol == "loo":

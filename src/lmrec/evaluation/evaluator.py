@@ -23,6 +23,7 @@ from lmrec.data.interactions import Interactions
 from lmrec.data.vocabulary import Vocabulary
 from lmrec.evaluation.metrics import (
     accuracy_metrics,
+    head_items,
     gini,
     intra_list_diversity,
     novelty,
@@ -69,15 +70,6 @@ class ModelEvaluation:
     extra: dict[str, float] = field(default_factory=dict)
     #: What fitting chose (`Recommender.describe`: e.g. the fusion and its weights).
     chosen: dict[str, Any] = field(default_factory=dict)
-
-
-def head_items(item_counts: np.ndarray, head_share: float) -> np.ndarray:
-    """Boolean mask of head items: the top `head_share` of items by count (ties by index)."""
-    n_head = round(head_share * len(item_counts))
-    order = np.lexsort((np.arange(len(item_counts)), -item_counts))
-    mask = np.zeros(len(item_counts), dtype=bool)
-    mask[order[:n_head]] = True
-    return mask
 
 
 def _batch_size(n_items: int, requested: int | None) -> int:

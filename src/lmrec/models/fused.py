@@ -36,6 +36,7 @@ from lmrec.ranking.fusion import (
     feature_names,
     reciprocal_rank_fusion,
 )
+from lmrec.ranking.metrics import accuracy_metrics
 from lmrec.ranking.topk import exclude, top_k
 
 __all__ = ["Fused", "FusedConfig"]
@@ -111,13 +112,9 @@ def _bytes_names(data: np.ndarray) -> list[str]:
 
 def _ndcg_sum(ranked: np.ndarray, truth: sp.csr_matrix) -> float:
     """Sum over rows of NDCG of `ranked` (rows x k item indexes, -1 = none) against `truth`."""
-    discount = 1.0 / np.log2(np.arange(2, ranked.shape[1] + 2))
     dense = truth.toarray() > 0
     hits = np.take_along_axis(dense, np.maximum(ranked, 0), axis=1) & (ranked >= 0)
-    n_rel = np.minimum(np.diff(truth.indptr), ranked.shape[1])
-    ideal = np.concatenate([[0.0], np.cumsum(discount)])[n_rel]
-    dcg = (hits * discount).sum(axis=1)
-    return float((dcg / np.maximum(ideal, 1e-12)).sum())
+    return float(accuracy_metrics(hits, np.diff(truth.indptr), ranked.shape[1])["ndcg"].sum())
 
 
 class Fused(Recommender):
@@ -263,6 +260,8 @@ class Fused(Recommender):
     def describe(self) -> dict[str, Any]:
         """The fusion kept (`learned`, `rrf` or `part:NAME`), its weights and the validation NDCG@10."""
         out: dict[str, Any] = {"fusion": self.fusion_}
+        if not self.validation_:
+            out["reason"] = "no validation data: reciprocal rank fusion, nothing chosen"
         if self.fusion_ == "learned":
             out["weights"] = {k: round(v, 6) for k, v in self.feature_weights.items()}
         if self.validation_:

@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lmrec import __version__
 from lmrec._cpu import usable_cores
+from lmrec.artifacts import read_event_policy
 from lmrec.errors import LmrecError
 from lmrec.pipeline import Encoder, Recommendation
 from lmrec.pipeline import Query as PipelineQuery
@@ -289,7 +290,8 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = SQLiteStateStore(settings.db, settings.event_policy).open()
+        policy = settings.event_policy or read_event_policy(settings.model_dir)
+        store = SQLiteStateStore(settings.db, policy).open()
         enc = encoder
         if enc is None and settings.encoder == "minilm":
             from lmrec.serving.encoders import minilm_encoder

@@ -38,9 +38,23 @@ def train_command(
             "--text-vectors/--no-text-vectors", help="Encode item text (MiniLM) into the artefact."
         ),
     ] = False,
+    min_rating: Annotated[
+        float | None,
+        typer.Option("--min-rating", help="Drop ratings below this (also online, when served)."),
+    ] = None,
+    event_weights: Annotated[
+        str | None,
+        typer.Option(
+            "--event-weights",
+            help="Weights of positive event types (view=0.25,click=0.5,...; 0 drops a type); "
+            "recorded in the artefact, which the server then applies to live events.",
+        ),
+    ] = None,
 ) -> None:
     """Fit a strategy on a whole dataset and write a versioned model artefact."""
     from lmrec.artifacts import train_artifact
+    from lmrec.data.dataset import CleaningOptions
+    from lmrec.data.events import EventPolicy
     from lmrec.data.loaders import load_dataset
 
     try:
@@ -49,14 +63,21 @@ def train_command(
         raise ConfigError(f"--params is not valid JSON ({exc.msg})") from None
     if not isinstance(hyper, dict):
         raise ConfigError("--params must be a JSON object")
-    data = load_dataset(dataset, data_dir)
+    policy = EventPolicy.parse(event_weights, min_rating)
+    data = load_dataset(dataset, data_dir, CleaningOptions(event_policy=policy))
     vectors = identity = None
     if text_vectors:
         from lmrec.serving.encoders import MINILM_IDENTITY, minilm_encoder
 
         vectors, identity = minilm_encoder()(data.catalog.texts()), MINILM_IDENTITY
     path = train_artifact(
-        data, model, out, hyper, item_vectors=vectors, text_model_identity=identity
+        data,
+        model,
+        out,
+        hyper,
+        item_vectors=vectors,
+        text_model_identity=identity,
+        event_policy=policy,
     )
     manifest = json.loads((path / "manifest.json").read_text())
     held = manifest.get("validation")
@@ -96,7 +117,8 @@ def serve_command(
     min_rating: Annotated[
         float | None,
         typer.Option(
-            "--min-rating", help="Ratings below this do not join a history (default: all do)."
+            "--min-rating",
+            help="Ratings below this do not join a history (default: the artefact's policy).",
         ),
     ] = None,
     event_weights: Annotated[
@@ -104,7 +126,8 @@ def serve_command(
         typer.Option(
             "--event-weights",
             help="Weights of positive event types, e.g. view=0.25,click=0.5,add_to_cart=0.75,"
-            "purchase=1,rating=1 (unnamed types keep these defaults; 0 makes a type not count).",
+            "purchase=1,rating=1 (unnamed types keep these defaults; 0 makes a type not count; "
+            "default: the policy the artefact was trained with).",
         ),
     ] = None,
 ) -> None:
@@ -130,7 +153,9 @@ def serve_command(
         encoder=encoder,  # type: ignore[arg-type]
         model_root=model_root,
         max_body_bytes=max_body_bytes,
-        event_policy=EventPolicy.parse(event_weights, min_rating),
+        event_policy=None
+        if event_weights is None and min_rating is None
+        else EventPolicy.parse(event_weights, min_rating),
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # uvicorn's access log prints query strings; ours logs route templates only.

@@ -23,7 +23,8 @@ class Settings(BaseModel):
     sentence encoder at start-up when the artefact has item vectors; "none" leaves
     new items unscored (an encoder passed to `create_app` wins over both).
     `event_policy`: which stored events make up a user's history (and what each
-    weighs): give the one the served model was trained with.
+    weighs); None (the default) uses the one the artefact served at start-up was
+    trained with (its manifest's `event_policy`), so offline and online agree.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -39,4 +40,4 @@ class Settings(BaseModel):
     max_k: int = Field(default=500, gt=0)
     history_limit: int = Field(default=200, gt=0)
     metrics_public: bool = True
-    event_policy: EventPolicy = EventPolicy()
+    event_policy: EventPolicy | None = None
