@@ -386,13 +386,10 @@ def fit_for_artifact(
     log = dataset.interactions
     if not cls.uses_validation:
         return model.fit(TrainingData(log, dataset.catalog, item_vectors)), None
-    counts = log.user_counts
-    last = log.user_indptr[1:][counts >= 2] - 1
-    held = np.zeros(len(log), dtype=bool)
-    held[last] = True
-    train, valid = log.select(~held), log.select(held)
+    train, valid = hold_out_last(log)
     model.fit(TrainingData(train, dataset.catalog, item_vectors, valid))
-    return model, {"protocol": "last interaction per user", "n_users": len(last)}
+    n_users = int((valid.user_counts > 0).sum())
+    return model, {"protocol": "last interaction per user", "n_users": n_users}
 
 
 def train_artifact(

@@ -23,8 +23,8 @@ from lmrec.data.interactions import Interactions
 from lmrec.data.vocabulary import Vocabulary
 from lmrec.evaluation.metrics import (
     accuracy_metrics,
-    head_items,
     gini,
+    head_items,
     intra_list_diversity,
     novelty,
 )
