@@ -276,6 +276,18 @@ class Recommender(ABC):
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         """Restore learned arrays saved by `_state`."""
 
+    def state(self) -> dict[str, np.ndarray]:
+        """The learned arrays (what `save` writes; a composite saves its parts' under prefixes)."""
+        self._require_fitted()
+        return self._state()
+
+    def restore(self, n_items: int, state: dict[str, np.ndarray]) -> Self:
+        """Set learned state saved by `state()`; with `fit`, the only way to become fitted."""
+        self.n_items = n_items
+        self._set_state(state)
+        self._fitted = True
+        return self
+
     def save(self, path: str | Path) -> Path:
         """Write `model.json` (class, config, sizes) and `state.safetensors` into directory `path`."""
         self._require_fitted()
@@ -288,7 +300,7 @@ class Recommender(ABC):
             "n_items": self.n_items,
         }
         (path / "model.json").write_text(json.dumps(meta, indent=2))
-        write_arrays(path / "state.safetensors", self._state())
+        write_arrays(path / "state.safetensors", self.state())
         return path
 
     @classmethod
@@ -309,9 +321,5 @@ def load_model(path: str | Path) -> Recommender:
     cls = import_class(meta["class"])
     if not issubclass(cls, Recommender):
         raise LmrecError(f"{meta['class']} is not a Recommender")
-    model = cls(meta["config"])
     state = read_arrays(path / "state.safetensors", "model arrays")
-    model.n_items = int(meta["n_items"])
-    model._set_state(state)
-    model._fitted = True
-    return model
+    return cls(meta["config"]).restore(int(meta["n_items"]), state)

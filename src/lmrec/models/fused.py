@@ -412,7 +412,7 @@ class Fused(Recommender):
     def _state(self) -> dict[str, np.ndarray]:
         state: dict[str, np.ndarray] = {}
         for idx, part in enumerate(self.parts_):
-            state.update({f"s{idx}.{k}": v for k, v in part._state().items()})
+            state.update({f"s{idx}.{k}": v for k, v in part.state().items()})
         state["part_n_items"] = np.array([p.n_items for p in self.parts_], dtype=np.int64)
         if self.ranker_ is not None:
             state.update({f"ranker.{k}": v for k, v in self.ranker_.state().items()})
@@ -437,9 +437,9 @@ class Fused(Recommender):
         self.parts_ = self._parts()
         for idx, (part, n) in enumerate(zip(self.parts_, state["part_n_items"], strict=True)):
             prefix = f"s{idx}."
-            part.n_items = int(n)
-            part._set_state({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
-            part._fitted = True
+            part.restore(
+                int(n), {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            )
         ranker = {k[7:]: v for k, v in state.items() if k.startswith("ranker.")}
         n_features = len(feature_names(self.strategy_names))
         if ranker and len(ranker["coef"]) == n_features + 3:

@@ -218,8 +218,8 @@ class Hybrid(Recommender):
 
     def _state(self) -> dict[str, np.ndarray]:
         cfg = self.config
-        state = {f"cf.{k}": v for k, v in self.cf_._state().items()}
-        state.update({f"text.{k}": v for k, v in self.text_._state().items()})
+        state = {f"cf.{k}": v for k, v in self.cf_.state().items()}
+        state.update({f"text.{k}": v for k, v in self.text_.state().items()})
         state["weight"] = np.array([self.weight_], dtype=np.float64)
         state["n_items"] = np.array([self.cf_.n_items, self.text_.n_items], dtype=np.int64)
         state["picked"] = np.array(
@@ -236,7 +236,5 @@ class Hybrid(Recommender):
         self.text_ = self._part("text", self.text_name_)
         n_cf, n_text = (int(x) for x in state["n_items"])
         for part, prefix, n in ((self.cf_, "cf.", n_cf), (self.text_, "text.", n_text)):
-            part.n_items = n
-            part._set_state({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
-            part._fitted = True
+            part.restore(n, {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
         self.weight_ = float(state["weight"][0])
