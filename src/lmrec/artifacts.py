@@ -44,7 +44,7 @@ from lmrec.data.events import EventPolicy
 from lmrec.data.interactions import Interactions
 from lmrec.data.splitting import hold_out_last
 from lmrec.data.vocabulary import Vocabulary
-from lmrec.errors import LmrecError
+from lmrec.errors import LmrecError, first_problem
 from lmrec.models.base import Recommender, TrainingData, class_path, load_model
 from lmrec.pipeline._query import PipelineConfig
 
@@ -358,9 +358,7 @@ def load_artifact(path: str | Path) -> Artifact:
         try:
             kind.model_validate(manifest.get(key) or {})
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise LmrecError(f"{root / MANIFEST}: {key}.{where}: {first['msg']}") from None
+            raise LmrecError(f"{root / MANIFEST}: {key}.{first_problem(exc)}") from None
     if model.n_items > len(items):
         raise LmrecError(
             f"{root / 'model'}: the model scores {model.n_items} items but items.json has "

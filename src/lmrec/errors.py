@@ -8,8 +8,19 @@ line prints that one line and exits non-zero instead of showing a traceback.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["ConfigError", "DataError", "LmrecError", "NotFittedError"]
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+__all__ = ["ConfigError", "DataError", "LmrecError", "NotFittedError", "first_problem"]
+
+
+def first_problem(exc: ValidationError) -> str:
+    """A pydantic validation error as one line: `where: what` of its first problem."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"{where}: {first['msg']}" if where else str(first["msg"])
 
 
 class LmrecError(Exception):

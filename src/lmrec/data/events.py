@@ -27,7 +27,7 @@ from typing import Literal, get_args
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from lmrec.errors import ConfigError
+from lmrec.errors import ConfigError, first_problem
 
 __all__ = [
     "EVENT_TYPES",
@@ -118,11 +118,7 @@ class EventPolicy(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(
-                f"event policy: {where + ': ' if where else ''}{first['msg']}"
-            ) from None
+            raise ConfigError(f"event policy: {first_problem(exc)}") from None
 
     def format_weights(self) -> str:
         """The weights in the compact form `parse` reads (`interaction=1,view=0.25,...`)."""

@@ -73,12 +73,11 @@ def pipeline_config(params: dict[str, dict[str, Any]]) -> PipelineConfig:
     try:
         return PipelineConfig.model_validate({"rerank": params.get(RERANK, {})})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        from lmrec.errors import first_problem
         from lmrec.ranking.rerank import RerankOptions
 
         raise ConfigError(
-            f"--param {where}: {first['msg']} (re-ranking knobs: {', '.join(RerankOptions.model_fields)})"
+            f"--param {first_problem(exc)} (re-ranking knobs: {', '.join(RerankOptions.model_fields)})"
         ) from None
 
 

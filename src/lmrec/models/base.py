@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from lmrec._arrays import read_arrays, write_arrays
 from lmrec.data.catalog import Catalog
 from lmrec.data.interactions import Histories, Interactions
-from lmrec.errors import ConfigError, LmrecError, NotFittedError
+from lmrec.errors import ConfigError, LmrecError, NotFittedError, first_problem
 from lmrec.ranking.validation import Validator, full_ranking_ndcg
 
 __all__ = [
@@ -176,9 +176,7 @@ class Recommender(ABC):
         try:
             self.config = self.Config(**data)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"{type(self).__name__} config: {where}: {first['msg']}") from None
+            raise ConfigError(f"{type(self).__name__} config: {first_problem(exc)}") from None
         self.n_items = 0
         self._fitted = False
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lmrec.errors import ConfigError, LmrecError
+from lmrec.errors import ConfigError, LmrecError, first_problem
 
 if TYPE_CHECKING:
     import tokenizers
@@ -109,9 +109,7 @@ def parse_config(cls: type[BaseModel], config: Any, overrides: dict[str, Any], o
     try:
         return cls(**data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{owner} config: {where}: {first['msg']}") from None
+        raise ConfigError(f"{owner} config: {first_problem(exc)}") from None
 
 
 def cache_root() -> Path:
