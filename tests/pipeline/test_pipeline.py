@@ -52,9 +52,9 @@ def test_knobs_are_validated_once_and_name_the_problem() -> None:
     base = RerankOptions()
     assert base.updated({"mmr_lambda": 0.7, "exposure_cap": None}).mmr_lambda == 0.7
     assert base.updated({}) is base
-    with pytest.raises(ValueError, match="mmr_lambada"):
+    with pytest.raises(LmrecError, match="mmr_lambada"):
         base.updated({"mmr_lambada": 0.7})
-    with pytest.raises(ValueError, match="less than or equal to 1"):
+    with pytest.raises(LmrecError, match="mmr_lambda: Input should be less than or equal to 1"):
         base.updated({"mmr_lambda": 3})
     assert RerankOptions(boosts="brand=Acme:0.5,tags=vegan:1").boosts == {  # type: ignore[arg-type]
         "brand=Acme": 0.5,

@@ -318,7 +318,9 @@ class Pipeline:
                 attributes=attrs,
                 tokens=tokens,
                 negative_vectors=neg_vectors,
-                mmr_vectors=space.similarity_rows(cand, options.mmr_space),
+                mmr_vectors=space.similarity_rows(cand, options.mmr_space)
+                if options.mmr_lambda < 1.0
+                else None,
             )
             top, final = result.items, result.scores
             moved = {int(i): result.moved(int(i)) for i in top}

@@ -26,7 +26,9 @@ from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from lmrec.errors import ConfigError, first_problem
 
 __all__ = [
     "MmrPenalty",
@@ -103,11 +105,19 @@ class RerankOptions(BaseModel):
         return value
 
     def updated(self, knobs: Mapping[str, object]) -> RerankOptions:
-        """These options with `knobs` (field -> value; None = keep) applied and validated."""
+        """These options with `knobs` (field -> value; None = keep) applied and validated.
+
+        Raises `ConfigError` naming the knob when one is unknown or out of range.
+        """
         changes = {k: v for k, v in knobs.items() if v is not None}
         if not changes:
             return self
-        return RerankOptions.model_validate({**self.model_dump(), **changes})
+        try:
+            return RerankOptions.model_validate({**self.model_dump(), **changes})
+        except ValidationError as exc:
+            raise ConfigError(
+                f"re-ranking knob {first_problem(exc)} (knobs: {', '.join(RerankOptions.model_fields)})"
+            ) from None
 
     @property
     def list_wise(self) -> bool:
