@@ -444,7 +444,9 @@ def recommend(
 
 def _register_serving() -> None:
     from lmrec.serving.cli import keys_command, serve_command, train_command
+    from lmrec.simulation.cli import simulate_command
 
+    app.command("simulate")(simulate_command)
     app.command("train")(train_command)
     app.command("serve")(serve_command)
     app.command("keys")(keys_command)
