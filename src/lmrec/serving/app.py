@@ -33,7 +33,6 @@ from prometheus_client import (
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lmrec import __version__
-from lmrec._cpu import usable_cores
 from lmrec.artifacts import read_event_policy
 from lmrec.errors import LmrecError
 from lmrec.pipeline import Encoder, Recommendation
@@ -60,6 +59,11 @@ from lmrec.serving.settings import Settings
 from lmrec.serving.store import Event, SQLiteStateStore, StoredItem
 
 __all__ = ["ApiError", "create_app"]
+
+#: A request at most this long, with at most this many history items and no text query,
+#: ranks inline on the event loop (a few ms); anything heavier in the ranking thread.
+LIGHT_K = 50
+LIGHT_HISTORY = 20
 
 log = logging.getLogger("lmrec.serving")
 
@@ -134,7 +138,7 @@ class _Services:
     store: SQLiteStateStore
     registry: ModelRegistry
     metrics: _Metrics
-    #: Worker threads that rank (one per usable core: more would only queue on the GIL).
+    #: The thread heavy requests rank in (one: several would only fight for the GIL).
     ranking_threads: CapacityLimiter
 
 
@@ -305,9 +309,7 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
             raise
         metrics.model.labels(pipeline.version).set(1)
         metrics.items.set(pipeline.n_items)
-        app.state.services = _Services(
-            settings, store, registry, metrics, CapacityLimiter(usable_cores())
-        )
+        app.state.services = _Services(settings, store, registry, metrics, CapacityLimiter(1))
         try:
             yield
         finally:
@@ -414,10 +416,16 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
     )
     async def recommend(body: RecommendationRequest, svc: Services) -> RecommendationResponse:
         """Top-k items for a user and/or a history; consumed and not-interested items are left out."""
-        # Ranking is numpy and Python work of milliseconds to seconds (a long history,
-        # a large k, explanations): it runs in a few worker threads, never on the event
-        # loop, so health checks and other requests are answered meanwhile.
+        # A plain request (a few ms of numpy) runs inline: a thread hop per request
+        # makes the loop and the worker fight for the GIL, which under load costs more
+        # than the ranking. A heavy one (long list, long history, a text query to
+        # encode) goes to the ranking thread, so the loop keeps answering meanwhile.
+        if _is_light(body):
+            return _recommend(body, svc)
         return await run_sync(_recommend, body, svc, limiter=svc.ranking_threads)
+
+    def _is_light(body: RecommendationRequest) -> bool:
+        return body.k <= LIGHT_K and len(body.history) <= LIGHT_HISTORY and not body.query
 
     def _recommend(body: RecommendationRequest, svc: _Services) -> RecommendationResponse:
         history: list[str] = []
