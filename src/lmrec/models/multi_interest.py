@@ -290,9 +290,15 @@ class MultiInterest(Recommender):
         c = np.ascontiguousarray(np.stack(centres), dtype=np.float32)
         return np.ascontiguousarray((self.vectors_ @ c.T).T)
 
-    def serving_interest(self, history: Sequence[int] | np.ndarray, items: np.ndarray) -> list[int]:
-        """For each item, the position in `interests(history)` of the interest that scored it."""
-        found = self.interests(history)
+    def serving_interest(
+        self,
+        history: Sequence[int] | np.ndarray,
+        items: np.ndarray,
+        found: list[Interest] | None = None,
+    ) -> list[int]:
+        """For each item, the position in `interests(history)` (or `found`, when the caller
+        has them already) of the interest that scored it."""
+        found = self.interests(history) if found is None else found
         _, best = self._interest_scores(found, np.asarray(history))
         return [int(best[int(i)]) if 0 <= int(i) < len(best) else -1 for i in items]
 

@@ -61,7 +61,7 @@ def explain(
     interests = _interest_model(model, space) if len(vec_history) else None
     found_interests = interests.interests(vec_history) if interests is not None else []
     serving = (
-        interests.serving_interest(vec_history, top)
+        interests.serving_interest(vec_history, top, found_interests)
         if interests is not None and found_interests
         else []
     )

@@ -60,11 +60,6 @@ from lmrec.serving.store import Event, SQLiteStateStore, StoredItem
 
 __all__ = ["ApiError", "create_app"]
 
-#: A request at most this long, with at most this many history items and no text query,
-#: ranks inline on the event loop (a few ms); anything heavier in the ranking thread.
-LIGHT_K = 50
-LIGHT_HISTORY = 20
-
 log = logging.getLogger("lmrec.serving")
 
 Scope = MutableMapping[str, Any]
@@ -416,16 +411,11 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
     )
     async def recommend(body: RecommendationRequest, svc: Services) -> RecommendationResponse:
         """Top-k items for a user and/or a history; consumed and not-interested items are left out."""
-        # A plain request (a few ms of numpy) runs inline: a thread hop per request
-        # makes the loop and the worker fight for the GIL, which under load costs more
-        # than the ranking. A heavy one (long list, long history, a text query to
-        # encode) goes to the ranking thread, so the loop keeps answering meanwhile.
-        if _is_light(body):
-            return _recommend(body, svc)
+        # Ranking is numpy and Python work of milliseconds to seconds (a long history,
+        # a large k, explanations): it runs in the ranking thread, never on the event
+        # loop, so health checks, events and other requests are answered meanwhile.
+        # Ranking inline was measured too: under load it starves the events route.
         return await run_sync(_recommend, body, svc, limiter=svc.ranking_threads)
-
-    def _is_light(body: RecommendationRequest) -> bool:
-        return body.k <= LIGHT_K and len(body.history) <= LIGHT_HISTORY and not body.query
 
     def _recommend(body: RecommendationRequest, svc: _Services) -> RecommendationResponse:
         history: list[str] = []
