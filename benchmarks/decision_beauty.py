@@ -11,9 +11,14 @@ accuracy-diversity curve, and multi-interest vs a single profile on multi-intere
    fused >= best single). Like with like: single strategies that do not use
    validation are refit on train + validation (as `lmrec evaluate` does), and `Fused`
    refits those parts the same way after learning its fusion on validation.
-2. MMR lambda sweep on the learned fused model (no refit; only the re-ranker
-   changes); reports the settings where diversity@10 rises >= 20% while NDCG@10
-   falls <= 5% against lambda = 1.
+   `Fused` keeps whichever of its learned fusion, RRF and each part alone ranks
+   validation best (`FusedConfig.select`; `--fused '{"select": false}'` keeps the
+   learned fusion, the behaviour before); the JSON's `fused_chosen` says which.
+2. MMR lambda sweep on the fitted fused model (no refit; only the re-ranker
+   changes): every setting ranks through one `Pipeline` over the model with the
+   setting as the queries' re-ranking knobs, as a served request would; reports the
+   settings where diversity@10 rises >= 20% while NDCG@10 falls <= 5% against
+   lambda = 1.
 3. Multi-interest (quota merge) vs the same model with one profile vector
    (`merge=weighted`), on users whose history spans >= 2 interests each holding
    >= `--min-share` of it: recall@20 with paired CIs.
@@ -24,7 +29,10 @@ other half are the targets (history = training log), and nothing is refit. With
 `--folds 2` (sections mmr and interests) it cross-fits instead: each half's ranker
 scores the other half, so every validation user is a target (half/half left ~470
 targets on ml-100k, too few to tell MMR settings apart). `--mmr-scales minmax,exp`
-sweeps how MMR scales the fused relevance (`Fused.mmr_relevance`).
+sweeps how MMR scales the fused relevance (`RerankOptions.mmr_relevance`).
+`--fused` keys that are re-ranking knobs (`RerankOptions` fields, e.g. `mmr_lambda`;
+the old `rerank_depth` is `depth`) are the pipeline's: every ranking of the fusion
+section gets them as query knobs.
 The JSON follows `lmrec evaluate`'s layout plus `mmr_curve` and `interests`, so
 `write_report` draws the accuracy-diversity plot and the per-interest table.
 """
@@ -43,16 +51,18 @@ import numpy as np
 import scipy.sparse as sp
 
 from _decision_common import Setup, run_info, setup
-from lmrec.data.interactions import Interactions
-from lmrec.evaluation import EvalOptions, evaluate_model, write_report
+from lmrec.data.dataset import Dataset
+from lmrec.data.interactions import Histories, Interactions
+from lmrec.evaluation import EvalOptions, evaluate_model, evaluate_pipeline, write_report
 from lmrec.evaluation.evaluator import ModelEvaluation
 from lmrec.evaluation.metrics import accuracy_metrics, intra_list_diversity
 from lmrec.evaluation.significance import bootstrap_ci, paired_test
 from lmrec.models.base import Recommender, TrainingData
+from lmrec.models.fused import Fused
 from lmrec.models.multi_interest import MultiInterest
 from lmrec.models.names import resolve_strategy
-from lmrec.ranking.decision import Fused
-from lmrec.ranking.topk import exclude, top_k
+from lmrec.pipeline import Pipeline, UserHistories
+from lmrec.ranking.rerank import RerankOptions
 
 CI_METRICS = ("ndcg@10", "recall@10", "recall@20", "hr@10")
 
@@ -90,15 +100,34 @@ class Bench:
     attributes: sp.csr_matrix  # unit attribute rows (genres, categories, brand): the other ILD
     opts: EvalOptions
     refit_on: str  # what `refit_data` is, for the JSON's `fit_on`
+    dataset: Dataset  # ids and catalogue of the pipeline every model ranks through
 
-    def run(self, name: str, model: Recommender, fitted: bool = False) -> ModelEvaluation:
-        """Fit (unless `fitted`) and evaluate one model; prints a one-line summary."""
+    def pipeline(self, model: Recommender) -> Pipeline:
+        """The pipeline `lmrec evaluate` ranks `model` through, over this bench's histories."""
+        ds = self.dataset
+        histories = UserHistories.from_interactions(ds.users, self.history)
+        return Pipeline(model, ds.items, ds.catalog, histories=histories, item_vectors=self.vectors)
+
+    def run(
+        self,
+        name: str,
+        model: Recommender,
+        fitted: bool = False,
+        knobs: dict[str, Any] | None = None,
+    ) -> ModelEvaluation:
+        """Fit (unless `fitted`) and evaluate one model, with re-ranking `knobs` on every
+        query; prints a one-line summary."""
         t0 = time.perf_counter()
         if not fitted:
             model.fit(self.fit_data if model.uses_validation else self.refit_data)
         fit_s = time.perf_counter() - t0
-        res = evaluate_model(
-            model, self.history, self.targets, self.popularity, self.vectors, self.opts
+        res = evaluate_pipeline(
+            self.pipeline(model),
+            self.targets,
+            self.popularity,
+            self.vectors,
+            self.opts,
+            knobs=knobs,
         )
         res.fit_seconds = fit_s
         res.fit_on = "train" if model.uses_validation else self.refit_on
@@ -133,6 +162,7 @@ def make_bench(s: Setup, tune: bool, seed: int, fold: int = 0, folds: int = 1) -
             attrs,
             opts,
             "train+valid",
+            s.dataset,
         )
     valid = s.split.valid
     users = np.flatnonzero(valid.user_counts > 0)
@@ -149,7 +179,31 @@ def make_bench(s: Setup, tune: bool, seed: int, fold: int = 0, folds: int = 1) -
         keep = np.random.default_rng(seed).choice(np.unique(targets.users), n, replace=False)
         targets = targets.select(np.isin(targets.users, keep))
     no_valid = TrainingData(s.split.train, s.dataset.catalog, s.vectors, None)
-    return Bench(data, no_valid, s.split.train, targets, pop, s.vectors, attrs, opts, "train")
+    return Bench(
+        data, no_valid, s.split.train, targets, pop, s.vectors, attrs, opts, "train", s.dataset
+    )
+
+
+def split_fused(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`--fused` settings as (Fused config, pipeline re-ranking knobs).
+
+    Re-ranking moved from `Fused` to the pipeline (`RerankOptions`); its keys, and the
+    old fused name `rerank_depth` (now `depth`), become query knobs. The old `rerank_k`
+    (places MMR fills) is each query's `k` now (the sweep ranks 20).
+    """
+    if "rerank_k" in settings:
+        raise SystemExit("--fused rerank_k: re-ranking fills each query's k places now")
+    config: dict[str, Any] = {}
+    knobs: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key == "rerank_depth":
+            knobs["depth"] = value
+        elif key != "depth" and key in RerankOptions.model_fields:  # `depth`: Fused's own
+            knobs[key] = value
+        else:
+            config[key] = value
+    RerankOptions().updated(knobs)  # fail now on a bad value, not after fitting
+    return config, knobs
 
 
 def fusion_section(
@@ -158,8 +212,10 @@ def fusion_section(
     params: dict[str, dict[str, Any]],
     fused_cfg: dict[str, Any],
     seed: int,
+    knobs: dict[str, Any] | None = None,
 ) -> tuple[dict[str, ModelEvaluation], Fused, dict[str, Any]]:
-    """Single strategies, learned fusion and RRF over the same fitted parts."""
+    """Single strategies, the fused model and RRF over the same fitted parts (the fused
+    rankings with re-ranking `knobs`)."""
     results: dict[str, ModelEvaluation] = {}
     for name in names:
         results[name] = bench.run(name, resolve_strategy(name)(params.get(name, {})))
@@ -168,10 +224,10 @@ def fusion_section(
         strategy_params={n: params[n] for n in names if n in params},
         **fused_cfg,
     )
-    results["fused"] = bench.run("fused", fused)
+    results["fused"] = bench.run("fused", fused, knobs=knobs)
     rrf = copy.copy(fused)  # same fitted parts, reciprocal rank fusion instead of the ranker
     rrf.ranker_, rrf.fusion_ = None, "rrf"
-    results["fused-rrf"] = bench.run("fused-rrf", rrf, fitted=True)
+    results["fused-rrf"] = bench.run("fused-rrf", rrf, fitted=True, knobs=knobs)
     best = max(names, key=lambda n: results[n].summary["ndcg@10"])
     claims: dict[str, Any] = {"best_single": best}
     for fname in ("fused", "fused-rrf"):
@@ -179,6 +235,42 @@ def fusion_section(
             results[fname], results[best], "ndcg@10", seed
         )
     return results, fused, claims
+
+
+class ScoreOnce(Recommender):
+    """A fitted model whose scores are computed once per history and then reused.
+
+    The MMR sweep ranks the same users at every setting and only the re-ranker
+    changes, so the fused relevance (several strategies and the fusion) is scored
+    once per user instead of once per setting; the pipeline does everything else
+    (masks, candidates, re-ranking) at every setting, as for a served request.
+    """
+
+    def __init__(self, model: Recommender):
+        super().__init__()
+        self.model = model
+        self.n_items = model.n_items
+        self._fitted = model.fitted
+        self._rows: dict[bytes, np.ndarray] = {}
+
+    def _score(self, histories: Histories) -> np.ndarray:
+        rows = [np.asarray(histories[q], dtype=np.int64) for q in range(len(histories))]
+        keys = [h.tobytes() for h in rows]
+        todo = list(dict.fromkeys(k for k in keys if k not in self._rows))
+        if todo:
+            first = {k: h for k, h in zip(keys, rows, strict=True)}
+            scores = self.model.score(Histories.from_lists([first[k] for k in todo]))
+            self._rows.update(zip(todo, scores, strict=True))
+        return np.stack([self._rows[k] for k in keys])
+
+    def _fit(self, data: TrainingData) -> None:
+        raise NotImplementedError("ScoreOnce wraps a fitted model")
+
+    def _state(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError("save the wrapped model")
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError("load the wrapped model")
 
 
 def mmr_section(
@@ -190,16 +282,17 @@ def mmr_section(
     seed: int,
     max_users: int | None = None,
     scales: tuple[str, ...] = ("minmax",),
+    knobs: dict[str, Any] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """NDCG@10 and diversity@10 along the MMR lambda, one curve per (space, pool depth,
     penalty, relevance scale).
 
-    Only the re-ranker changes, so each batch's fused relevance is computed once and
-    re-ranked at every setting (`Fused.rerank_relevance`); the lists are scored with the
-    evaluator's own metric functions (history excluded, full ranking). `folds` are
-    (bench, fitted model) pairs whose target users are pooled (the cross-fit tune; one
-    pair otherwise). `max_users` samples each fold's users (the sweep re-ranks every
-    list at every setting).
+    Each setting is one `evaluate_pipeline` run through a `Pipeline` over the fitted
+    model, with the setting (over the other `knobs`) as every query's re-ranking knobs:
+    top 20 per user, history excluded, full ranking. Only the re-ranker changes, so the
+    model's scores are computed once (`ScoreOnce`). `folds` are (bench, fitted model)
+    pairs whose target users are pooled (the cross-fit tune; one pair otherwise).
+    `max_users` samples each fold's users (the sweep re-ranks every list at every setting).
     """
     settings = [
         (sp_, d, pen, sc, lam)
@@ -214,35 +307,28 @@ def mmr_section(
     t0 = time.perf_counter()
     bench = folds[0][0]
     n_items = bench.history.n_items
+    opts = EvalOptions(ks=(10, 20), save_top=20)
     for bench, fused in folds:
-        users = np.flatnonzero(bench.targets.user_counts > 0)
+        targets = bench.targets
+        users = np.flatnonzero(targets.user_counts > 0)
         if max_users is not None and len(users) > max_users:
             users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
-        hist_csr = bench.history.matrix(binary=True)
-        base_cfg = fused.config
-        fold_tops = {key: np.full((len(users), 20), -1, dtype=np.int64) for key in settings}
-        for lo in range(0, len(users), 256):
-            rows = users[lo : lo + 256]
-            h = bench.history.histories(rows)
-            rel = fused.relevance(h)
-            for key in settings:
-                space, depth, penalty, scale, lam = key
-                fused.config = base_cfg.model_copy(
-                    update={
-                        "mmr_space": space,
-                        "rerank_depth": depth,
-                        "mmr_penalty": penalty,
-                        "mmr_relevance": scale,
-                        "mmr_lambda": lam,
-                    }
-                )
-                scores = fused.rerank_relevance(rel, h)[:, :n_items]
-                exclude(scores, hist_csr[rows])
-                fold_tops[key][lo : lo + len(rows)] = top_k(scores, 20)
-        fused.config = base_cfg
+            targets = targets.select(np.isin(targets.users, users))
+        pipeline = bench.pipeline(ScoreOnce(fused))
         for key in settings:
-            tops[key].append(fold_tops[key])
-        truths.append(bench.targets.matrix(binary=True)[users])
+            space, depth, penalty, scale, lam = key
+            setting = {
+                **(knobs or {}),
+                "mmr_space": space,
+                "depth": depth,
+                "mmr_penalty": penalty,
+                "mmr_relevance": scale,
+                "mmr_lambda": lam,
+            }
+            res = evaluate_pipeline(pipeline, targets, bench.popularity, None, opts, knobs=setting)
+            assert np.array_equal(res.users, users)
+            tops[key].append(res.rankings)
+        truths.append(targets.matrix(binary=True)[users])
     print(f"mmr sweep: {time.perf_counter() - t0:.0f}s", flush=True)
     joined = {key: np.concatenate(v) for key, v in tops.items()}
     t = sp.vstack(truths).tocsr()
@@ -444,7 +530,12 @@ def main() -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--strategies", default="ease,itemknn,content,multi-interest")
     p.add_argument("--params", default="{}", help='JSON {"ease": {"reg": 50}, ...}')
-    p.add_argument("--fused", default="{}", help='JSON Fused settings {"depth": 200, ...}')
+    p.add_argument(
+        "--fused",
+        default="{}",
+        help='JSON Fused settings {"depth": 200, ...}; re-ranking keys ("mmr_lambda", ...) '
+        "are the pipeline's knobs",
+    )
     p.add_argument("--lambdas", default="1.0,0.9,0.8,0.7,0.6,0.5,0.4,0.3,0.2,0.1,0.0")
     p.add_argument("--mmr-spaces", default="text,attributes", help="MMR similarity spaces.")
     p.add_argument("--mmr-depths", default="100", help="MMR candidate pool sizes.")
@@ -473,6 +564,7 @@ def main() -> None:
     p.add_argument("--report", type=Path, default=None)
     args = p.parse_args()
 
+    fused_cfg, knobs = split_fused(json.loads(args.fused))
     s = setup(args.dataset, args.data_dir, args.max_users, args.seed)
     folds = args.folds if args.tune else 1
     bench = make_bench(s, args.tune, args.seed)
@@ -490,7 +582,7 @@ def main() -> None:
         singles = names if "fusion" in sections else []
         if singles:
             results, fused, claims = fusion_section(
-                bench, names, params, json.loads(args.fused), args.seed
+                bench, names, params, fused_cfg, args.seed, knobs
             )
             fitted_folds = [(bench, fused)]
         else:
@@ -501,14 +593,16 @@ def main() -> None:
                 fused = Fused(
                     strategies=tuple(names),
                     strategy_params={n: params[n] for n in names if n in params},
-                    **json.loads(args.fused),
+                    **fused_cfg,
                 )
                 label = "fused" if folds == 1 else f"fused (fold {fold + 1}/{folds})"
-                results[label] = fold_bench.run(label, fused)
+                results[label] = fold_bench.run(label, fused, knobs=knobs)
                 fitted_folds.append((fold_bench, fused))
         assert fused is not None
         doc["fusion_weights"] = fused.feature_weights
         doc["fused_config"] = fused.config.model_dump(mode="json")
+        doc["fused_knobs"] = knobs
+        doc["fused_chosen"] = fused.describe()
     if "mmr" in sections and fitted_folds:
         curves = mmr_section(
             fitted_folds,
@@ -519,6 +613,7 @@ def main() -> None:
             args.seed,
             args.mmr_users,
             tuple(args.mmr_scales.split(",")),
+            knobs,
         )
         doc["mmr_curve"] = curves
         claims.update(mmr_claims(curves))
@@ -534,6 +629,7 @@ def main() -> None:
             bench.attributes,
             bench.opts,
             "train",
+            s.dataset,
         )
     if "interests" in sections:
         found, segments, more = interest_section(

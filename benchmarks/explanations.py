@@ -4,10 +4,11 @@
         --n 1000 --out benchmarks/results/explanations.json --figure benchmarks/results/explanations.png
 
 For each strategy, samples `--n` recommendations (a random test user, a random item
-of their top 10, history = train + validation), cites history items with
-`lmrec.ranking.explain.contributions`, removes every occurrence of the top-cited
-one and re-scores. Reports the share of cases where the item's score fell (claim:
->= 90%), with a Wilson 95% interval, and the median relative drop; compares
+of their top 10, history = train + validation) from the serving `Pipeline`, takes
+the history item its explanation cites first (`Explanation.contributions`, read off
+`model.contributions`), removes every occurrence of it and re-scores. Reports the
+share of cases where the item's score fell (claim: >= 90%), with a Wilson 95%
+interval, and the median relative drop; compares
 against removing a random history item (the baseline a faithful explanation
 must beat). For `fused` the contributions come from the strategy that ranked
 the item best, and both that strategy's score and the fused relevance are checked.
@@ -25,11 +26,9 @@ import numpy as np
 
 from _decision_common import run_info, setup
 from lmrec.data.interactions import Histories
-from lmrec.models.base import Recommender
+from lmrec.models.fused import Fused
 from lmrec.models.names import resolve_strategy
-from lmrec.ranking.decision import Fused
-from lmrec.ranking.explain import contributions, top_contributions
-from lmrec.ranking.topk import top_k
+from lmrec.pipeline import Pipeline, Query, UserHistories
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
@@ -43,34 +42,36 @@ def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
     return [(c - r) / d, (c + r) / d]
 
 
-def measure(model: Recommender, history_log: Any, users: np.ndarray, seed: int) -> dict[str, Any]:
+def measure(pipeline: Pipeline, users: np.ndarray, seed: int) -> dict[str, Any]:
+    """Score drops when the top-cited (vs a random) history item is removed, per sampled user."""
+    model = pipeline.model
     rng = np.random.default_rng(seed)
     cited_drop, random_drop, fused_drop = [], [], []
     for u in users:
-        h = history_log.history(int(u)).astype(np.int64)
+        user_id = pipeline.histories.users.id(int(u))
+        h = pipeline.histories.get(user_id)
         if len(h) < 2:
             continue
-        s = model.score(Histories.from_lists([h]))
-        s[0, h[h < s.shape[1]]] = -np.inf
-        top = top_k(s, 10)[0]
-        item = int(rng.choice(top[top >= 0]))
-        cited = top_contributions(h, contributions(model, h, np.array([item]))[0], n=1)
-        if not cited:
+        ranked = pipeline.rank([Query(user_id=user_id, k=10)])[0]
+        item = int(rng.choice(ranked.items))
+        assert ranked.explanations is not None
+        explanation = ranked.explanations[int(np.flatnonzero(ranked.items == item)[0])]
+        if explanation is None or not explanation.contributions:
             continue
-        scorer = model
-        if isinstance(model, Fused):
-            scorer = model.part(model.attribute(h, np.array([item]))[0].strategy)
+        cited = pipeline.items.get(explanation.contributions[0][0])
+        # A fused item's contributions come from the strategy that ranked it best.
+        scorer = model.part(explanation.contributor) if isinstance(model, Fused) else model
         before = float(scorer.score(Histories.from_lists([h]))[0, item])
-        after = float(scorer.score(Histories.from_lists([h[h != cited[0][0]]]))[0, item])
-        other = h[h != cited[0][0]]
-        rand_item = int(rng.choice(other)) if len(other) else cited[0][0]
+        after = float(scorer.score(Histories.from_lists([h[h != cited]]))[0, item])
+        other = h[h != cited]
+        rand_item = int(rng.choice(other)) if len(other) else cited
         after_rand = float(scorer.score(Histories.from_lists([h[h != rand_item]]))[0, item])
         scale = max(abs(before), 1e-12)
         cited_drop.append((before - after) / scale)
         random_drop.append((before - after_rand) / scale)
         if isinstance(model, Fused):
             rel0 = float(model.relevance(Histories.from_lists([h]))[0, item])
-            rel1 = float(model.relevance(Histories.from_lists([h[h != cited[0][0]]]))[0, item])
+            rel1 = float(model.relevance(Histories.from_lists([h[h != cited]]))[0, item])
             fused_drop.append(rel0 - rel1)
     c, r = np.array(cited_drop), np.array(random_drop)
     out: dict[str, Any] = {
@@ -128,7 +129,7 @@ def main() -> None:
     args = p.parse_args()
     s = setup(args.dataset, args.data_dir, None, args.seed)
     params = json.loads(args.params)
-    history = s.split.test_history
+    histories = UserHistories.from_interactions(s.dataset.users, s.split.test_history)
     users = np.flatnonzero(s.split.test.user_counts > 0)
     # More recommendations than users (ml-100k: 943): users repeat, each with a fresh item draw.
     users = np.random.default_rng(args.seed).choice(users, args.n, replace=args.n > len(users))
@@ -137,7 +138,15 @@ def main() -> None:
         model = resolve_strategy(name)(params.get(name, {}))
         # Like `lmrec evaluate`: validation-free strategies are refit on train + validation.
         model.fit(s.data if model.uses_validation else s.data.merged())
-        results[name] = measure(model, history, users, args.seed)
+        pipeline = Pipeline(
+            model,
+            s.dataset.items,
+            s.dataset.catalog,
+            histories=histories,
+            item_vectors=s.vectors,
+            strategy=name,
+        )
+        results[name] = measure(pipeline, users, args.seed)
         shown = {k: v for k, v in results[name].items() if not k.startswith("_")}
         print(name, json.dumps(shown, default=float), flush=True)
     figure(results, args.figure)

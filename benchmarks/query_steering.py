@@ -22,7 +22,7 @@ import numpy as np
 
 from _decision_common import run_info, setup
 from lmrec.models.names import resolve_strategy
-from lmrec.pipeline import Pipeline, Query
+from lmrec.pipeline import Pipeline, Query, UserHistories
 
 #: Written queries; `expect` / `avoid` are category names that occur in Beauty's category paths.
 QUERIES: list[dict[str, Any]] = [
@@ -99,9 +99,7 @@ def main() -> None:
         model,
         s.dataset.items,
         s.dataset.catalog,
-        users=s.dataset.users,
-        history_indptr=log.user_indptr,
-        history_items=log.items,
+        histories=UserHistories.from_interactions(s.dataset.users, log),
         item_vectors=s.vectors,
         encoder=encoder.encode,
     )
@@ -114,12 +112,17 @@ def main() -> None:
         idx = [s.dataset.items.get(r.item_id) for r in recs]
         return float(np.mean([bool(cats[i] & set(names)) for i in idx])) if idx else 0.0
 
+    # The lists without a query do not depend on it: ranked once, in one batch.
+    plain_lists = pipe.recommend_batch(
+        [Query(user_id=uid, k=10, explain=False) for uid in user_ids]
+    )
     rows = []
     for q in queries:
         base, steered, base_avoid, steered_avoid = [], [], [], []
-        for uid in user_ids:
-            plain = pipe.recommend(Query(user_id=uid, k=10, explain=False))
-            with_q = pipe.recommend(Query(user_id=uid, k=10, text=q["query"], explain=False))
+        steered_lists = pipe.recommend_batch(
+            [Query(user_id=uid, k=10, text=q["query"], explain=False) for uid in user_ids]
+        )
+        for plain, with_q in zip(plain_lists, steered_lists, strict=True):
             base.append(share(plain, q["expect"]))
             steered.append(share(with_q, q["expect"]))
             if q.get("avoid"):
