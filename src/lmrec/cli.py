@@ -1,4 +1,4 @@
-"""The `lmrec` command line: evaluate, recommend, train, serve, demo, datasets."""
+"""The `lmrec` command line: evaluate, recommend, simulate, train, serve, demo, datasets."""
 
 from __future__ import annotations
 
