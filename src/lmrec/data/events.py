@@ -50,19 +50,14 @@ EventType = Literal[
 ]
 #: Every event type, in code order (the code of a type is its index here).
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
-#: Types that can be positive, each with a weight field on `EventPolicy`.
-WEIGHTED_EVENTS: tuple[str, ...] = (
-    "interaction",
-    "view",
-    "click",
-    "add_to_cart",
-    "purchase",
-    "rating",
-)
 #: Types that mean "do not show me this".
 NEGATIVE_EVENTS: tuple[str, ...] = ("not_interested",)
 #: Types that are recorded but neither positive nor negative.
 NEUTRAL_EVENTS: tuple[str, ...] = ("search",)
+#: Types that can be positive (all others), each with a weight field on `EventPolicy`.
+WEIGHTED_EVENTS: tuple[str, ...] = tuple(
+    t for t in EVENT_TYPES if t not in NEGATIVE_EVENTS + NEUTRAL_EVENTS
+)
 
 
 class EventPolicy(BaseModel):

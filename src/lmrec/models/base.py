@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -33,6 +34,7 @@ __all__ = [
     "class_path",
     "drop_one_contributions",
     "import_class",
+    "item_item_terms",
     "last_occurrence",
     "load_model",
 ]
@@ -114,6 +116,28 @@ def last_occurrence(history: np.ndarray) -> np.ndarray:
             seen.add(int(history[p]))
             mask[p] = True
     return mask
+
+
+def item_item_terms(
+    block: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    history: np.ndarray,
+    items: np.ndarray,
+    weights: np.ndarray,
+    n_items: int,
+) -> np.ndarray:
+    """(len(items) x len(history)) terms of a score `sum_p weights[p] * M[history[p], item]`.
+
+    `block(rows, cols)` returns the dense `M[rows][:, cols]` of an item-item model (EASE
+    weights, kNN similarities); items outside `0..n_items-1` contribute and get 0.
+    """
+    h = np.asarray(history, dtype=np.int64)
+    it = np.asarray(items, dtype=np.int64)
+    inside_h = (h >= 0) & (h < n_items)
+    inside_i = (it >= 0) & (it < n_items)
+    w = np.where(inside_h, weights, 0.0)
+    out = (block(np.where(inside_h, h, 0), np.where(inside_i, it, 0)) * w[:, None]).T
+    out[~inside_i] = 0.0
+    return out.astype(np.float32)  # type: ignore[no-any-return]
 
 
 def drop_one_contributions(

@@ -8,7 +8,13 @@ from pydantic import Field
 
 from lmrec.data.interactions import Histories
 from lmrec.errors import LmrecError
-from lmrec.models.base import ModelConfig, Recommender, TrainingData, last_occurrence
+from lmrec.models.base import (
+    ModelConfig,
+    Recommender,
+    TrainingData,
+    item_item_terms,
+    last_occurrence,
+)
 
 __all__ = ["EASE", "EASEConfig"]
 
@@ -56,14 +62,9 @@ class EASE(Recommender):
         """The learned item-item weight of each history item, the terms of the score."""
         self._require_fitted()
         h = np.asarray(history, dtype=np.int64)
-        it = np.asarray(items, dtype=np.int64)
-        inside_h = (h >= 0) & (h < self.n_items)
-        inside_i = (it >= 0) & (it < self.n_items)
-        w = (last_occurrence(h) & inside_h).astype(np.float64)  # binary history: once per item
-        rows = self.weights_[np.where(inside_h, h, 0)][:, np.where(inside_i, it, 0)]
-        out = (rows * w[:, None]).T
-        out[~inside_i] = 0.0
-        return out.astype(np.float32)  # type: ignore[no-any-return]
+        w = last_occurrence(h).astype(np.float64)  # the binary history counts an item once
+        weights = self.weights_
+        return item_item_terms(lambda r, c: weights[r][:, c], h, items, w, self.n_items)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"weights": self.weights_}

@@ -7,7 +7,13 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from lmrec.data.interactions import Histories
-from lmrec.models.base import ModelConfig, Recommender, TrainingData, last_occurrence
+from lmrec.models.base import (
+    ModelConfig,
+    Recommender,
+    TrainingData,
+    item_item_terms,
+    last_occurrence,
+)
 
 __all__ = ["ItemKNN", "ItemKNNConfig", "history_weights", "recent_weights", "top_k_per_column"]
 
@@ -103,18 +109,12 @@ class ItemKNN(Recommender):
         """The neighbour similarity of each history item (recency-weighted), the terms of the score."""
         self._require_fitted()
         h = np.asarray(history, dtype=np.int64)
-        it = np.asarray(items, dtype=np.int64)
-        inside_h = (h >= 0) & (h < self.n_items)
-        inside_i = (it >= 0) & (it < self.n_items)
         if self.config.recency:
             w = np.exp(-self.config.recency * np.arange(len(h))[::-1])
         else:
             w = last_occurrence(h).astype(np.float64)  # the binary history counts an item once
-        w = np.where(inside_h, w, 0.0)
-        sub = self.similarity_[np.where(inside_h, h, 0)][:, np.where(inside_i, it, 0)].toarray()
-        out = (sub * w[:, None]).T
-        out[~inside_i] = 0.0
-        return out.astype(np.float32)  # type: ignore[no-any-return]
+        sim = self.similarity_
+        return item_item_terms(lambda r, c: sim[r][:, c].toarray(), h, items, w, self.n_items)
 
     def _state(self) -> dict[str, np.ndarray]:
         s = self.similarity_
