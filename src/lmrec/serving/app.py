@@ -6,41 +6,50 @@ the encoder are opened in the lifespan, so tests build as many apps as they like
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import hashlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from anyio import CapacityLimiter
 from anyio.to_thread import run_sync
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lmrec import __version__
 from lmrec.artifacts import read_event_policy
 from lmrec.errors import LmrecError
+from lmrec.experiments.apply import Served, rank_assigned
 from lmrec.pipeline import Encoder, Recommendation
 from lmrec.pipeline import Query as PipelineQuery
-from lmrec.serving.auth import ApiKey, authenticate
+from lmrec.serving.deps import (
+    AdminKey,
+    ApiError,
+    Credentials,
+    HeaderKey,
+    IngestKey,
+    Metrics,
+    ReadKey,
+    Services,
+    ServiceState,
+    authorize,
+    error_response,
+)
+from lmrec.serving.experiment_routes import router as experiment_router
+from lmrec.serving.experiments import ExperimentBook, ExposureWriter
 from lmrec.serving.registry import ModelRegistry
 from lmrec.serving.schemas import (
     MAX_K,
+    AssignmentOut,
     EraseRequest,
     EraseResponse,
     ErrorBody,
@@ -69,22 +78,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class ApiError(Exception):
-    """An error answered as `{"error": {"code", "message"}}` with an HTTP status."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def _error(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
-    )
-
-
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -94,47 +87,6 @@ _STATUS_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
-
-
-class _Metrics:
-    """This app's Prometheus collectors, in their own registry (one per app)."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "lmrec_http_requests",
-            "HTTP requests",
-            ["route", "method", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "lmrec_http_request_seconds",
-            "HTTP request latency",
-            ["route"],
-            buckets=(0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-            registry=self.registry,
-        )
-        self.events = Counter("lmrec_events", "Events received", ["result"], registry=self.registry)
-        self.swaps = Counter("lmrec_model_loads", "Model loads", ["result"], registry=self.registry)
-        self.model = Gauge(
-            "lmrec_model_info",
-            "The model version serving (value 1)",
-            ["version"],
-            registry=self.registry,
-        )
-        self.items = Gauge(
-            "lmrec_items", "Items known to the serving model", registry=self.registry
-        )
-
-
-@dataclass(eq=False)
-class _Services:
-    settings: Settings
-    store: SQLiteStateStore
-    registry: ModelRegistry
-    metrics: _Metrics
-    #: The thread heavy requests rank in (one: several would only fight for the GIL).
-    ranking_threads: CapacityLimiter
 
 
 class _BodyLimit:
@@ -151,7 +103,7 @@ class _BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = _error(
+        too_large = error_response(
             413, "payload_too_large", f"request body is larger than {self.limit} bytes"
         )
         for name, value in scope.get("headers", []):
@@ -187,7 +139,7 @@ class _BodyLimit:
 class _Observe:
     """Counts requests and latency by route template and logs them without ids or query strings."""
 
-    def __init__(self, app: ASGIApp, metrics: _Metrics):
+    def __init__(self, app: ASGIApp, metrics: Metrics):
         self.app, self.metrics = app, metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -217,62 +169,10 @@ class _Observe:
 _NO_SUCH_ITEM: dict[str, Any] = {"model": ErrorBody, "description": "No such (active) item"}
 _NOT_READY: dict[str, Any] = {"model": ErrorBody, "description": "No model or state store yet"}
 
-_bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
-_header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
 
-
-# Dependencies are `async def`: they do no I/O, and FastAPI runs a plain `def`
-# dependency in a worker thread, a thread hop per dependency per request.
-async def _services(request: Request) -> _Services:
-    return request.app.state.services  # type: ignore[no-any-return]
-
-
-Services = Annotated[_Services, Depends(_services)]
-
-
-def _authorize(
-    settings: Settings,
-    credentials: HTTPAuthorizationCredentials | None,
-    api_key: str | None,
-    scope: str,
-) -> ApiKey | None:
-    """The caller's key entry if it holds `scope`; raises the 401/403 otherwise.
-
-    Plain and synchronous so that the route dependencies and `/metrics` share it:
-    calling an `async` check without awaiting it would silently skip the check.
-    """
-    presented = credentials.credentials if credentials is not None else api_key
-    if not presented:
-        if settings.allow_anonymous:
-            return None
-        raise ApiError(401, "unauthorized", "an API key is required (Authorization: Bearer <key>)")
-    entry = authenticate(settings.api_keys, presented)
-    if entry is None:
-        raise ApiError(401, "unauthorized", "unknown API key")
-    if scope not in entry.scopes:
-        raise ApiError(403, "forbidden", f"this API key lacks the {scope!r} scope")
-    return entry
-
-
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-HeaderKey = Annotated[str | None, Depends(_header_key)]
-
-
-def _require(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
-    async def check(svc: Services, credentials: Credentials, api_key: HeaderKey) -> ApiKey | None:
-        return _authorize(svc.settings, credentials, api_key, scope)
-
-    return check
-
-
-ReadKey = Depends(_require("read"))
-IngestKey = Depends(_require("ingest"))
-AdminKey = Depends(_require("admin"))
-
-
-def _out(r: Recommendation) -> RecommendationOut:
+def _out(r: Recommendation, team: Literal["a", "b"] | None = None) -> RecommendationOut:
     return RecommendationOut(
-        item_id=r.item_id, score=r.score, reasons=r.reasons, explanation=r.explanation
+        item_id=r.item_id, score=r.score, reasons=r.reasons, explanation=r.explanation, team=team
     )
 
 
@@ -297,20 +197,28 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
 
             enc = minilm_encoder()
         registry = ModelRegistry(store, enc)
+        experiments = ExperimentBook(
+            store, registry, settings.experiment_holdout, settings.model_root
+        )
         try:
             pipeline = registry.load(settings.model_dir)
+            experiments.load_models()
         except BaseException:
             store.close()
             raise
         metrics.model.labels(pipeline.version).set(1)
         metrics.items.set(pipeline.n_items)
-        app.state.services = _Services(settings, store, registry, metrics, CapacityLimiter(1))
+        exposures = ExposureWriter(store).start()
+        app.state.services = ServiceState(
+            settings, store, registry, metrics, experiments, exposures, CapacityLimiter(1)
+        )
         try:
             yield
         finally:
+            exposures.close()
             store.close()
 
-    metrics = _Metrics()
+    metrics = Metrics()
     app = FastAPI(
         title="lmrec",
         version=__version__,
@@ -330,7 +238,7 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return _error(exc.status, exc.code, exc.message, headers)
+        return error_response(exc.status, exc.code, exc.message, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -338,16 +246,16 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
         for err in exc.errors()[:5]:
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
             parts.append(f"{where}: {err.get('msg', 'invalid')}")
-        return _error(422, "invalid_request", "; ".join(parts) or "invalid request")
+        return error_response(422, "invalid_request", "; ".join(parts) or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "error")
-        return _error(exc.status_code, code, str(exc.detail))
+        return error_response(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(LmrecError)
     async def _lmrec_error(request: Request, exc: LmrecError) -> JSONResponse:
-        return _error(422, "invalid_request", str(exc))
+        return error_response(422, "invalid_request", str(exc))
 
     # -- health and metrics (no key) --------------------------------------------
 
@@ -359,17 +267,17 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
     @app.get("/health/ready", tags=["health"], responses={503: _NOT_READY})
     def ready(request: Request) -> JSONResponse:
         """A model is loaded and the state store answers."""
-        svc: _Services | None = getattr(request.app.state, "services", None)
+        svc: ServiceState | None = getattr(request.app.state, "services", None)
         if svc is None or not svc.registry.ready or not svc.store.ping():
-            return _error(503, "not_ready", "the model or the state store is not ready")
+            return error_response(503, "not_ready", "the model or the state store is not ready")
         return JSONResponse({"status": "ready", "model_version": svc.registry.pipeline.version})
 
     @app.get("/metrics", tags=["health"], include_in_schema=False)
     def prometheus(request: Request, credentials: Credentials, api_key: HeaderKey) -> Response:
         """Prometheus metrics."""
-        svc: _Services = request.app.state.services
+        svc: ServiceState = request.app.state.services
         if not svc.settings.metrics_public:
-            _authorize(svc.settings, credentials, api_key, "admin")
+            authorize(svc.settings, credentials, api_key, "admin")
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     # -- events -------------------------------------------------------------------
@@ -394,6 +302,7 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
                     now if ts is None else float(ts),
                     e.value,
                     e.context,
+                    e.request_id,
                 )
             )
         accepted = svc.store.add_events(events)
@@ -415,16 +324,37 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
         # a large k, explanations): it runs in the ranking thread, never on the event
         # loop, so health checks, events and other requests are answered meanwhile.
         # Ranking inline was measured too: under load it starves the events route.
-        return await run_sync(_recommend, body, svc, limiter=svc.ranking_threads)
+        served, request_id = await run_sync(_recommend, body, svc, limiter=svc.ranking_threads)
+        if served.exposures:
+            # An experiment's list is answered only once it is in the exposure log.
+            try:
+                await asyncio.wrap_future(svc.exposures.submit(served.exposures))
+            except Exception as exc:
+                log.error("exposure log write failed: %s", exc)
+                raise ApiError(
+                    503, "unavailable", "the experiment's exposure log could not be written; retry"
+                ) from None
+        assigned = [
+            AssignmentOut(experiment_id=x.experiment_id, variant=x.variant)
+            for x in served.exposures
+        ]
+        teams: list[Any] = served.teams or [None] * len(served.items)
+        return RecommendationResponse(
+            items=[_out(r, team) for r, team in zip(served.items, teams, strict=True)],
+            model_version=served.model_version,
+            request_id=request_id,
+            experiment_id=assigned[0].experiment_id if assigned else None,
+            variant=assigned[0].variant if assigned else None,
+            experiments=assigned,
+        )
 
-    def _recommend(body: RecommendationRequest, svc: _Services) -> RecommendationResponse:
+    def _recommend(body: RecommendationRequest, svc: ServiceState) -> tuple[Served, str]:
         history: list[str] = []
         negative: list[str] = []
         erased = False
         if body.user_id is not None:
             state = svc.store.user_state(body.user_id, svc.settings.history_limit)
             history, negative, erased = state.history, state.negative, state.erased
-        pipeline = svc.registry.pipeline
         query = PipelineQuery(
             user_id=body.user_id,
             history=[*history, *body.history][-svc.settings.history_limit :],
@@ -438,8 +368,19 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
             knobs=body.knobs(),
             explain=body.explain,
         )
-        recs = pipeline.recommend(query)
-        return RecommendationResponse(items=[_out(r) for r in recs], model_version=pipeline.version)
+        now = time.time()
+        unit = body.user_id if body.user_id is not None else body.session_id
+        assignments = svc.experiments.assign(unit, now) if unit is not None else []
+        request_id = uuid.uuid4().hex
+        served = rank_assigned(
+            query,
+            assignments,
+            svc.registry.pipeline_for,
+            unit=unit,
+            request_id=request_id,
+            now=now,
+        )
+        return served, request_id
 
     # -- items ----------------------------------------------------------------------
 
@@ -452,16 +393,18 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
             for i in body.items
         ]
         with registry.items_lock:
-            pipeline = registry.pipeline
+            pipeline, *variants = registry.pipelines()
             live = [s for s in stored if not s.deleted]
             existing = sum(1 for s in live if pipeline.knows_item(s.item_id))
             svc.store.put_items(stored)
-            added = (
-                pipeline.add_items([s.item_id for s in live], [s.fields for s in live])
-                if live
-                else 0
-            )
-            deleted = pipeline.remove_items([s.item_id for s in stored if s.deleted])
+            ids, fields = [s.item_id for s in live], [s.fields for s in live]
+            gone = [s.item_id for s in stored if s.deleted]
+            added = pipeline.add_items(ids, fields) if live else 0
+            deleted = pipeline.remove_items(gone)
+            for other in variants:  # experiment arms see the same catalogue
+                if live:
+                    other.add_items(ids, fields)
+                other.remove_items(gone)
         svc.metrics.items.set(pipeline.n_items)
         return ItemsResponse(
             added=added,
@@ -488,6 +431,8 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
                 raise ApiError(404, "not_found", "no such item")
             svc.store.put_items([StoredItem(item_id, {}, True)])
             deleted = pipeline.remove_items([item_id])
+            for other in registry.pipelines()[1:]:
+                other.remove_items([item_id])
         return ItemsResponse(added=0, updated=0, deleted=deleted, scored_from_text=False)
 
     @app.get(
@@ -508,9 +453,7 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
             raise ApiError(404, "not_found", "no such item")
         recs = pipeline.similar(item_id, k)
         return RecommendationResponse(
-            items=[
-                RecommendationOut(item_id=r.item_id, score=r.score, reasons=r.reasons) for r in recs
-            ],
+            items=[_out(r) for r in recs],
             model_version=pipeline.version,
         )
 
@@ -525,7 +468,7 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
 
     # -- models ---------------------------------------------------------------------
 
-    def _model(svc: _Services) -> ModelResponse:
+    def _model(svc: ServiceState) -> ModelResponse:
         p = svc.registry.pipeline
         return ModelResponse(
             model_version=p.version,
@@ -567,4 +510,5 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
         log.info("model %s replaced %s", pipeline.version, old)
         return _model(svc)
 
+    app.include_router(experiment_router)
     return app

@@ -22,12 +22,17 @@ class ModelRegistry:
     the state store onto it, run warm-up queries, then replace the reference in
     one assignment. Requests in flight finish on the pipeline they started with;
     any failure before the swap leaves the old pipeline serving.
+
+    Experiments can rank with other artefacts beside the serving one
+    (`load_variant`): they are loaded the same way, receive the same item changes,
+    and stay until the process ends.
     """
 
     def __init__(self, store: StateStore, encoder: Encoder | None = None):
         self.store = store
         self.encoder = encoder
         self._pipeline: Pipeline | None = None
+        self._variants: dict[str, Pipeline] = {}
         self.text_model: str | None = None
         # Serialises item writes with swaps so no upsert is lost between replay and swap.
         self.items_lock = threading.Lock()
@@ -43,6 +48,19 @@ class ModelRegistry:
     @property
     def ready(self) -> bool:
         return self._pipeline is not None
+
+    def pipeline_for(self, model_path: str | None) -> Pipeline:
+        """The serving pipeline, or (for a variant) the one loaded from `model_path`."""
+        if model_path is None:
+            return self.pipeline
+        try:
+            return self._variants[model_path]
+        except KeyError:
+            raise LmrecError(f"the variant model {model_path} is not loaded") from None
+
+    def pipelines(self) -> list[Pipeline]:
+        """Every loaded pipeline: the serving one, then the variants' (item changes go to all)."""
+        return [self.pipeline, *self._variants.values()]
 
     def _check_encoder(self, artifact: Artifact) -> None:
         if artifact.item_vectors is None or self.encoder is None:
@@ -62,17 +80,33 @@ class ModelRegistry:
         if gone:
             pipeline.remove_items(gone)
 
+    def _build(self, path: str | Path) -> tuple[Pipeline, Artifact]:
+        artifact = load_artifact(path)
+        self._check_encoder(artifact)
+        pipeline = Pipeline.from_artifact(artifact, self.encoder)
+        pipeline.warm()
+        return pipeline, artifact
+
     def load(self, path: str | Path) -> Pipeline:
         """Load, validate and warm the artefact at `path`, then make it the serving one."""
         with self._load_lock:
-            artifact = load_artifact(path)
-            self._check_encoder(artifact)
-            pipeline = Pipeline.from_artifact(artifact, self.encoder)
-            pipeline.warm()
+            pipeline, artifact = self._build(path)
             with self.items_lock:
                 self._replay(pipeline, self.store.items())
                 self._pipeline = pipeline
                 self.text_model = artifact.text_model
+            _settle_heap()
+            return pipeline
+
+    def load_variant(self, model_path: str) -> Pipeline:
+        """Load the artefact at `model_path` for experiment variants (once; later calls reuse it)."""
+        with self._load_lock:
+            if model_path in self._variants:
+                return self._variants[model_path]
+            pipeline, _ = self._build(model_path)
+            with self.items_lock:
+                self._replay(pipeline, self.store.items())
+                self._variants[model_path] = pipeline
             _settle_heap()
             return pipeline
 

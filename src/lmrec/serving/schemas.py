@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from lmrec.experiments.design import Experiment, Status
 from lmrec.ranking.explain import Explanation
 from lmrec.ranking.rerank import RerankOptions
 
@@ -21,12 +22,15 @@ __all__ = [
     "MAX_BATCH",
     "MAX_ID_BYTES",
     "MAX_K",
+    "AssignmentOut",
     "EraseRequest",
     "EraseResponse",
     "ErrorBody",
     "EventIn",
     "EventsRequest",
     "EventsResponse",
+    "ExperimentOut",
+    "ExperimentsResponse",
     "ItemIn",
     "ItemsRequest",
     "ItemsResponse",
@@ -128,6 +132,12 @@ class EventIn(_Body):
         default_factory=dict,
         description="Device, page, session, ...; for a `search`, `query` holds its text.",
     )
+    request_id: Id | None = Field(
+        None,
+        description="The `request_id` of the recommendation list this event responds to "
+        "(credits it to that list's experiment variant; without it, an event on a shown item "
+        "within the experiment's attribution window is credited).",
+    )
 
     @model_validator(mode="after")
     def _item_or_query(self) -> EventIn:
@@ -157,6 +167,11 @@ class RecommendationRequest(_Body):
     """Who to recommend for: a user id, a history, or both."""
 
     user_id: Id | None = None
+    session_id: Id | None = Field(
+        None,
+        description="A stable id of an anonymous client: puts it in experiments when there is no "
+        "`user_id` (send its events under this id as `user_id`).",
+    )
     history: list[Id] = Field(
         default_factory=list,
         max_length=MAX_BATCH,
@@ -227,13 +242,31 @@ class RecommendationOut(BaseModel):
     score: float
     reasons: list[str]
     explanation: Explanation | None = None
+    team: Literal["a", "b"] | None = Field(
+        None, description="In an interleaving experiment: the arm that contributed the item."
+    )
+
+
+class AssignmentOut(BaseModel):
+    """An experiment the caller is in and the variant it saw."""
+
+    experiment_id: str
+    variant: str
 
 
 class RecommendationResponse(BaseModel):
-    """The ranked items and the model version that ranked them."""
+    """The ranked items, the model version that ranked them and the experiment they were served in.
+
+    Send `request_id` with the events this list leads to. `experiment_id`/`variant`
+    name the first experiment (by layer) the caller is in; `experiments` lists all.
+    """
 
     items: list[RecommendationOut]
     model_version: str
+    request_id: str = ""
+    experiment_id: str | None = None
+    variant: str | None = None
+    experiments: list[AssignmentOut] = Field(default_factory=list)
 
 
 class ItemIn(BaseModel):
@@ -307,3 +340,15 @@ class ErrorBody(BaseModel):
     """Every error: `{"error": {"code": ..., "message": ...}}`."""
 
     error: ErrorDetail
+
+
+class ExperimentOut(Experiment):
+    """A stored experiment and where it stands now."""
+
+    status: Status
+
+
+class ExperimentsResponse(BaseModel):
+    """Every stored experiment."""
+
+    experiments: list[ExperimentOut]

@@ -25,6 +25,8 @@ class Settings(BaseModel):
     `event_policy`: which stored events make up a user's history (and what each
     weighs); None (the default) uses the one the artefact served at start-up was
     trained with (its manifest's `event_policy`), so offline and online agree.
+    `experiment_holdout`: the share of units kept out of every experiment (a
+    global holdout that always sees the default pipeline).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -41,3 +43,4 @@ class Settings(BaseModel):
     history_limit: int = Field(default=200, gt=0)
     metrics_public: bool = True
     event_policy: EventPolicy | None = None
+    experiment_holdout: float = Field(default=0.0, ge=0.0, lt=1.0)

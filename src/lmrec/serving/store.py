@@ -4,6 +4,9 @@
 `synchronous=FULL`, so a commit that returned survives a power cut or `kill -9`).
 A Redis store for scale-out implements the same protocol.
 
+Experiment definitions and the exposure log (every list served in an experiment)
+live in the same file, so one commit standard covers them all.
+
 Events are idempotent by `event_id` (a primary key: a repeated id is ignored).
 A user's state is derived from their events, so erasing the events erases the
 state. After an erasure only a salted hash of the user id is kept, so that the
@@ -22,12 +25,14 @@ import json
 import secrets
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from lmrec.data.events import EventPolicy
+from lmrec.experiments.design import Experiment, Exposure
 
 __all__ = [
     "Event",
@@ -44,6 +49,7 @@ class Event:
 
     `item_id` is None only for a `search` that names no item (its query text is in
     `context["query"]`); it is stored as an empty id and never joins a history.
+    `request_id`: the served list the event responds to (experiment attribution).
     """
 
     event_id: str
@@ -53,6 +59,7 @@ class Event:
     timestamp: float
     value: float | None = None
     context: dict[str, Any] = field(default_factory=dict)
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,18 @@ class StateStore(Protocol):
         """All online item changes, oldest first (replayed onto a freshly loaded model)."""
         ...
 
+    def put_experiment(self, experiment: Experiment) -> None:
+        """Store an experiment definition durably."""
+        ...
+
+    def experiments(self) -> list[Experiment]:
+        """Every stored experiment definition."""
+        ...
+
+    def add_exposures(self, exposures: Sequence[Exposure]) -> None:
+        """Log served lists durably (return only after commit)."""
+        ...
+
     def ping(self) -> bool:
         """Whether the store answers."""
         ...
@@ -136,6 +155,21 @@ CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS experiments (
+    id         TEXT PRIMARY KEY,
+    definition TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS exposures (
+    experiment_id TEXT NOT NULL,
+    request_id    TEXT NOT NULL,
+    variant       TEXT NOT NULL,
+    unit          TEXT NOT NULL,
+    timestamp     REAL NOT NULL,
+    items         TEXT NOT NULL,
+    teams         TEXT,
+    PRIMARY KEY (experiment_id, request_id)
+);
+CREATE INDEX IF NOT EXISTS exposures_by_unit ON exposures (unit);
 """
 
 
@@ -162,7 +196,7 @@ def _negative_query(policy: EventPolicy) -> tuple[str, tuple[Any, ...]]:
     return sql + ",".join("?" * len(types)) + ")", types
 
 
-_EVENT_COLUMNS = 8
+_EVENT_COLUMNS = 9
 _EVENT_ROW = "(" + ",".join("?" * _EVENT_COLUMNS) + ")"
 _ROWS_PER_INSERT = 1000
 
@@ -186,7 +220,7 @@ class SQLiteStateStore:
         self._event_policy = event_policy if event_policy is not None else EventPolicy()
         self._history_sql, self._history_params = _history_query(self._event_policy)
         self._negative_sql, self._negative_params = _negative_query(self._event_policy)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # erase_user holds it across a transaction and a checkpoint
         self._conn: sqlite3.Connection | None = None
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -202,6 +236,9 @@ class SQLiteStateStore:
         conn.execute("PRAGMA secure_delete=ON")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.executescript(_SCHEMA)
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(events)")}
+        if "request_id" not in columns:  # a state file from before experiments
+            conn.execute("ALTER TABLE events ADD COLUMN request_id TEXT")
         row = conn.execute("SELECT value FROM meta WHERE key='salt'").fetchone()
         if row is None:
             self._salt = secrets.token_hex(16)
@@ -236,6 +273,29 @@ class SQLiteStateStore:
             self._local.conn = conn
         return conn
 
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The writer connection inside one write transaction: committed on exit, rolled back on error."""
+        with self._lock:
+            conn = self.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """This thread's reader inside one read transaction (every query sees one commit)."""
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
     @property
     def event_policy(self) -> EventPolicy:
         """Which events make up a user's history and negative feedback."""
@@ -248,43 +308,32 @@ class SQLiteStateStore:
     def add_events(self, events: Sequence[Event]) -> int:
         if not events:
             return 0
-        with self._lock:
-            conn = self.conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                before = conn.total_changes
-                params: list[Any] = []
-                for e in events:
-                    if e.item_id is None and e.type != "search":
-                        raise ValueError(f"event {e.event_id!r}: only a search may omit item_id")
-                    self._seq += 1
-                    context = json.dumps(e.context, separators=(",", ":"))
-                    item = "" if e.item_id is None else e.item_id
-                    params += (e.event_id, e.user_id, item, e.type, e.timestamp, e.value)
-                    params += (context, self._seq)
-                # One multi-row statement, not `executemany`: the sqlite3 module releases
-                # and retakes the GIL around every step, and under load each retake can
-                # wait a whole switch interval (5 ms) behind the thread serving queries.
-                # Batches are at most MAX_BATCH rows (8 parameters each, far below
-                # SQLite's limit of 32,766); larger ones go in chunks.
-                for start in range(0, len(events), _ROWS_PER_INSERT):
-                    n = min(_ROWS_PER_INSERT, len(events) - start)
-                    conn.execute(
-                        "INSERT OR IGNORE INTO events VALUES " + ",".join([_EVENT_ROW] * n),
-                        params[start * _EVENT_COLUMNS : (start + n) * _EVENT_COLUMNS],
-                    )
-                added = conn.total_changes - before
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        return added
+        with self.transaction() as conn:
+            before = conn.total_changes
+            params: list[Any] = []
+            for e in events:
+                if e.item_id is None and e.type != "search":
+                    raise ValueError(f"event {e.event_id!r}: only a search may omit item_id")
+                self._seq += 1
+                context = json.dumps(e.context, separators=(",", ":"))
+                item = "" if e.item_id is None else e.item_id
+                params += (e.event_id, e.user_id, item, e.type, e.timestamp, e.value)
+                params += (context, self._seq, e.request_id)
+            # One multi-row statement, not `executemany`: the sqlite3 module releases
+            # and retakes the GIL around every step, and under load each retake can
+            # wait a whole switch interval (5 ms) behind the thread serving queries.
+            # Batches are at most MAX_BATCH rows (9 parameters each, far below
+            # SQLite's limit of 32,766); larger ones go in chunks.
+            for start in range(0, len(events), _ROWS_PER_INSERT):
+                n = min(_ROWS_PER_INSERT, len(events) - start)
+                conn.execute(
+                    "INSERT OR IGNORE INTO events VALUES " + ",".join([_EVENT_ROW] * n),
+                    params[start * _EVENT_COLUMNS : (start + n) * _EVENT_COLUMNS],
+                )
+            return conn.total_changes - before
 
     def user_state(self, user_id: str, limit: int = 200) -> UserState:
-        conn = self._reader()
-        # One read transaction, so the three answers come from the same commit.
-        conn.execute("BEGIN")
-        try:
+        with self.snapshot() as conn:
             positive = conn.execute(
                 self._history_sql, (user_id, *self._history_params, limit)
             ).fetchall()
@@ -294,26 +343,19 @@ class SQLiteStateStore:
             erased = conn.execute(
                 "SELECT 1 FROM erased_users WHERE user_hash=?", (self.hash_id(user_id),)
             ).fetchone()
-        finally:
-            conn.execute("COMMIT")
         return UserState(
             [r[0] for r in reversed(positive)], [r[0] for r in negative], erased is not None
         )
 
     def erase_user(self, user_id: str) -> int:
         with self._lock:
-            conn = self.conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with self.transaction() as conn:
                 removed = conn.execute("DELETE FROM events WHERE user_id=?", (user_id,)).rowcount
+                conn.execute("DELETE FROM exposures WHERE unit=?", (user_id,))
                 conn.execute(
                     "INSERT OR IGNORE INTO erased_users VALUES (?)", (self.hash_id(user_id),)
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            self._checkpoint_wal(conn)
+            self._checkpoint_wal(self.conn)
         return removed
 
     @staticmethod
@@ -333,21 +375,14 @@ class SQLiteStateStore:
     def put_items(self, items: Sequence[StoredItem]) -> None:
         if not items:
             return
-        with self._lock:
-            conn = self.conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for item in items:
-                    self._seq += 1
-                    conn.execute(
-                        "INSERT INTO items VALUES (?,?,?,?) ON CONFLICT(item_id) DO UPDATE SET "
-                        "fields=excluded.fields, deleted=excluded.deleted, seq=excluded.seq",
-                        (item.item_id, json.dumps(item.fields), int(item.deleted), self._seq),
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self.transaction() as conn:
+            for item in items:
+                self._seq += 1
+                conn.execute(
+                    "INSERT INTO items VALUES (?,?,?,?) ON CONFLICT(item_id) DO UPDATE SET "
+                    "fields=excluded.fields, deleted=excluded.deleted, seq=excluded.seq",
+                    (item.item_id, json.dumps(item.fields), int(item.deleted), self._seq),
+                )
 
     def items(self) -> list[StoredItem]:
         with self._lock:
@@ -355,6 +390,87 @@ class SQLiteStateStore:
                 "SELECT item_id, fields, deleted FROM items ORDER BY seq"
             ).fetchall()
         return [StoredItem(r[0], json.loads(r[1]), bool(r[2])) for r in rows]
+
+    # -- experiments ---------------------------------------------------------------
+
+    def put_experiment(self, experiment: Experiment) -> None:
+        """Store (create or replace) an experiment definition; every worker sees it next request."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO experiments VALUES (?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET definition=excluded.definition",
+                (experiment.id, experiment.model_dump_json()),
+            )
+            conn.execute(
+                "INSERT INTO meta VALUES ('experiments_version', '1') "
+                "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+            )
+
+    def experiments(self) -> list[Experiment]:
+        """Every stored experiment, by id."""
+        with self.snapshot() as conn:
+            rows = conn.execute("SELECT definition FROM experiments ORDER BY id").fetchall()
+        return [Experiment.model_validate_json(r[0]) for r in rows]
+
+    def experiments_version(self) -> int:
+        """A counter that changes whenever a definition does (cheap: read on every request)."""
+        with self.snapshot() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key='experiments_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def add_exposures(self, exposures: Sequence[Exposure]) -> None:
+        """Log served lists durably (idempotent by experiment and request id)."""
+        if not exposures:
+            return
+        rows = [
+            (
+                x.experiment_id,
+                x.request_id,
+                x.variant,
+                x.unit,
+                x.timestamp,
+                json.dumps(x.items),
+                None if x.teams is None else json.dumps(x.teams),
+            )
+            for x in exposures
+        ]
+        with self.transaction() as conn:
+            conn.executemany("INSERT OR IGNORE INTO exposures VALUES (?,?,?,?,?,?,?)", rows)
+
+    def exposures(self, experiment_id: str) -> list[Exposure]:
+        """The lists served in an experiment, oldest first."""
+        with self.snapshot() as conn:
+            rows = conn.execute(
+                "SELECT request_id, variant, unit, timestamp, items, teams FROM exposures "
+                "WHERE experiment_id=? ORDER BY timestamp, rowid",
+                (experiment_id,),
+            ).fetchall()
+        return [
+            Exposure(
+                r[0],
+                experiment_id,
+                r[1],
+                r[2],
+                r[3],
+                tuple(json.loads(r[4])),
+                None if r[5] is None else tuple(json.loads(r[5])),
+            )
+            for r in rows
+        ]
+
+    def unit_events(self, experiment_id: str) -> list[Event]:
+        """Every stored event of the units exposed in an experiment (before it too), oldest first."""
+        with self.snapshot() as conn:
+            rows = conn.execute(
+                "SELECT event_id, user_id, item_id, type, timestamp, value, context, request_id "
+                "FROM events WHERE user_id IN "
+                "(SELECT DISTINCT unit FROM exposures WHERE experiment_id=?) "
+                "ORDER BY timestamp, seq",
+                (experiment_id,),
+            ).fetchall()
+        return [
+            Event(r[0], r[1], r[2] or None, r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in rows
+        ]
 
     def count_events(self) -> int:
         """Number of stored events."""

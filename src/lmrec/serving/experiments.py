@@ -1,0 +1,184 @@
+"""The server's side of experiments: the definitions this worker serves and the exposure log writer.
+
+`ExperimentBook` keeps the stored definitions in memory and re-reads them when the
+store's version counter moves, so an experiment created or stopped through any
+worker (or the CLI, on the same file) applies to the next request everywhere.
+`ExposureWriter` commits served lists in groups on one thread: a request waits
+for its own commit (nothing is answered that is not logged), but concurrent
+requests share one fsync instead of queueing for one each.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from pathlib import Path
+
+from lmrec.errors import ConfigError, LmrecError
+from lmrec.experiments.assignment import Assignment, assign
+from lmrec.experiments.design import Experiment, ExperimentSpec, Exposure, allocate
+from lmrec.serving.registry import ModelRegistry
+from lmrec.serving.store import SQLiteStateStore
+
+__all__ = ["ExperimentBook", "ExperimentExists", "ExposureWriter", "UnknownExperiment"]
+
+
+class UnknownExperiment(LmrecError):
+    """No experiment has this id."""
+
+
+class ExperimentExists(LmrecError):
+    """An experiment with this id is already stored (ids are never reused)."""
+
+
+class ExperimentBook:
+    """The stored experiments as this worker sees them, and the changes made through it.
+
+    `holdout`: the share of units kept out of every experiment (the global holdout).
+    `model_root`: when set, variant artefacts must lie under it.
+    """
+
+    def __init__(
+        self,
+        store: SQLiteStateStore,
+        registry: ModelRegistry,
+        holdout: float = 0.0,
+        model_root: Path | None = None,
+    ):
+        self.store, self.registry = store, registry
+        self.holdout, self.model_root = holdout, model_root
+        self._lock = threading.Lock()
+        self._version = -1
+        self._experiments: list[Experiment] = []
+
+    def all(self) -> list[Experiment]:
+        """Every stored experiment (re-read when another worker or the CLI changed one)."""
+        version = self.store.experiments_version()
+        if version != self._version:
+            with self._lock:
+                self._experiments = self.store.experiments()
+                self._version = version
+        return self._experiments
+
+    def get(self, experiment_id: str) -> Experiment:
+        """The experiment with this id; `UnknownExperiment` if none."""
+        for e in self.all():
+            if e.id == experiment_id:
+                return e
+        raise UnknownExperiment(f"no experiment {experiment_id!r}")
+
+    def assign(self, unit: str, now: float) -> list[Assignment]:
+        """The running experiments `unit` is in, one per layer at most."""
+        return assign(self.all(), unit, now, self.holdout)
+
+    def load_models(self) -> None:
+        """Load the artefacts of the variants of every experiment not yet stopped (at start-up)."""
+        now = time.time()
+        for e in self.all():
+            if e.status_at(now) != "stopped":
+                self._load_variant_models(e)
+
+    def _load_variant_models(self, spec: ExperimentSpec) -> None:
+        for v in spec.variants:
+            if v.model_path is None:
+                continue
+            path = Path(v.model_path)
+            root = self.model_root
+            if root is not None and not path.resolve().is_relative_to(root.resolve()):
+                raise ConfigError(
+                    f"variant {v.name!r}: {v.model_path} is outside the configured model root"
+                )
+            try:
+                self.registry.load_variant(v.model_path)
+            except (LmrecError, OSError) as exc:
+                raise ConfigError(
+                    f"experiment {spec.id!r}, variant {v.name!r}: cannot load {v.model_path} "
+                    f"({exc}); stop the experiment (`lmrec experiments stop`) or restore the artefact"
+                ) from None
+
+    def create(self, spec: ExperimentSpec, now: float) -> Experiment:
+        """Store a new experiment (its variant models loaded, its traffic allocated)."""
+        with self._lock:
+            stored = self.store.experiments()
+            if any(e.id == spec.id for e in stored):
+                raise ExperimentExists(
+                    f"experiment {spec.id!r} exists; ids are never reused, pick another"
+                )
+            self._load_variant_models(spec)
+            experiment = allocate(Experiment(**spec.model_dump(), created_at=now), stored, now)
+            self.store.put_experiment(experiment)
+        return experiment
+
+    def stop(self, experiment_id: str, now: float) -> Experiment:
+        """Stop an experiment: its units see the default from the next request; its data stays."""
+        with self._lock:
+            for e in self.store.experiments():
+                if e.id == experiment_id:
+                    if e.stopped_at is not None:
+                        return e
+                    stopped = e.model_copy(update={"stopped_at": now})
+                    self.store.put_experiment(stopped)
+                    return stopped
+        raise UnknownExperiment(f"no experiment {experiment_id!r}")
+
+
+_Batch = tuple[Sequence[Exposure], "Future[None]"]
+
+
+class ExposureWriter:
+    """Commits exposures in groups on one thread; `submit` returns a future set once durable."""
+
+    def __init__(self, store: SQLiteStateStore):
+        self.store = store
+        self._queue: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ExposureWriter:
+        """Start the writer thread; returns `self`."""
+        self._thread = threading.Thread(target=self._run, name="lmrec-exposures", daemon=True)
+        self._thread.start()
+        return self
+
+    def submit(self, exposures: Sequence[Exposure]) -> Future[None]:
+        """Queue exposures for the next group commit."""
+        done: Future[None] = Future()
+        if self._thread is None:
+            done.set_exception(RuntimeError("the exposure writer is not running"))
+        else:
+            self._queue.put((exposures, done))
+        return done
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while True:  # everything queued meanwhile joins this commit
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                batch.append(more)
+            try:
+                self.store.add_exposures([x for exposures, _ in batch for x in exposures])
+            except Exception as exc:
+                for _, done in batch:
+                    done.set_exception(exc)
+            else:
+                for _, done in batch:
+                    done.set_result(None)
+
+    def close(self) -> None:
+        """Commit what is queued, then stop the thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
