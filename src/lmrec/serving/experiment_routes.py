@@ -35,7 +35,7 @@ def _get(svc: Services, experiment_id: str) -> Experiment:
 
 @router.post(
     "/v1/admin/experiments",
-    tags=["experiments"],
+    tags=["admin", "experiments"],
     dependencies=[AdminKey],
     response_model=ExperimentOut,
     status_code=201,
@@ -75,7 +75,7 @@ def get_experiment(experiment_id: str, svc: Services) -> ExperimentOut:
 
 @router.post(
     "/v1/admin/experiments/{experiment_id}/stop",
-    tags=["experiments"],
+    tags=["admin", "experiments"],
     dependencies=[AdminKey],
     response_model=ExperimentOut,
     responses=_NO_SUCH,
