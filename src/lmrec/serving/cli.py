@@ -130,6 +130,14 @@ def serve_command(
             "default: the policy the artefact was trained with).",
         ),
     ] = None,
+    experiment_holdout: Annotated[
+        float,
+        typer.Option(
+            "--experiment-holdout",
+            help="Share of users kept out of every A/B test (a global holdout that always "
+            "sees the default pipeline), e.g. 0.05.",
+        ),
+    ] = 0.0,
 ) -> None:
     """Serve recommendations over HTTP (OpenAPI at /docs)."""
     import uvicorn
@@ -141,6 +149,8 @@ def serve_command(
         raise ConfigError(f"--encoder must be 'none' or 'minilm', not {encoder!r}")
     if api_keys_file is None and not allow_anonymous:
         raise ConfigError("give --api-keys-file (make one with `keys`) or --allow-anonymous")
+    if not 0.0 <= experiment_holdout < 1.0:
+        raise ConfigError(f"--experiment-holdout must be in [0, 1), not {experiment_holdout:g}")
     if workers != 1:
         raise ConfigError(
             "--workers > 1 needs a shared state store (Redis); run one process per SQLite file"
@@ -156,6 +166,7 @@ def serve_command(
         event_policy=None
         if event_weights is None and min_rating is None
         else EventPolicy.parse(event_weights, min_rating),
+        experiment_holdout=experiment_holdout,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # uvicorn's access log prints query strings; ours logs route templates only.
