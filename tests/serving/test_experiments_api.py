@@ -229,3 +229,15 @@ def test_a_variant_can_serve_another_model(
     }
     r = client.post("/v1/admin/experiments", json=missing, headers=auth(keys["admin"]))
     assert r.status_code == 422 and "cannot load" in r.json()["error"]["message"]
+
+
+def test_the_global_holdout_sees_no_experiment(settings: Settings, keys: dict[str, str]) -> None:
+    from lmrec.experiments.assignment import in_holdout
+
+    held = settings.model_copy(update={"experiment_holdout": 0.5})
+    with TestClient(create_app(held, encoder=ENCODER)) as client:
+        _create(client, keys)
+        users = [f"visitor-{i}" for i in range(20)]
+        got = {u: _recommend(client, keys, u)["experiment_id"] for u in users}
+    assert {u for u, e in got.items() if e is None} == {u for u in users if in_holdout(u, 0.5)}
+    assert None in got.values() and "exp1" in got.values()
