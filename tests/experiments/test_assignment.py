@@ -48,7 +48,7 @@ def test_one_layer_is_exclusive_and_two_layers_are_independent() -> None:
     first = allocate(_exp("one", 0.5), [], 0)
     second = allocate(_exp("two", 0.5), [first], 0)
     assert first.buckets == (0, 5000) and second.buckets == (5000, 10_000)
-    with pytest.raises(LayerFull, match="at most 0.00%"):
+    with pytest.raises(LayerFull, match=r"at most 0\.00%"):
         allocate(_exp("three", 0.1), [first, second], 0)
     other = allocate(_exp("x", 1.0, layer="colour"), [first, second], 0)
     table = np.zeros((2, 2))
