@@ -27,7 +27,7 @@ import math
 import os
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -287,8 +287,12 @@ def read_event_policy(path: str | Path) -> EventPolicy:
         raise LmrecError(f"{Path(path) / MANIFEST}: event_policy is not valid ({exc})") from None
 
 
-def load_artifact(path: str | Path) -> Artifact:
-    """Load and verify an artefact; `LmrecError` names the file that is missing or corrupt."""
+def load_artifact(path: str | Path, trusted_classes: Collection[str] = ()) -> Artifact:
+    """Load and verify an artefact; `LmrecError` names the file that is missing or corrupt.
+
+    Every file the manifest lists must lie inside the artefact directory, and the
+    model's class must be lmrec's own or one of `trusted_classes` (see `load_model`).
+    """
     root = Path(path)
     if not (root / MANIFEST).is_file():
         raise LmrecError(f"{root}: no {MANIFEST}; is this an lmrec artefact directory?")
@@ -299,6 +303,12 @@ def load_artifact(path: str | Path) -> Artifact:
         raise LmrecError(
             f"{root / MANIFEST}: artefact format {manifest.get('format')!r}, this lmrec reads {ARTIFACT_FORMAT}"
         )
+    inside = root.resolve()
+    for name in manifest["files"]:
+        # Checked for every entry before any is opened, and answered alike whether or not
+        # the path exists, so a manifest cannot probe or read files elsewhere.
+        if not isinstance(name, str) or not (root / name).resolve().is_relative_to(inside):
+            raise LmrecError(f"{root / MANIFEST}: lists a file outside the artefact directory")
     for name, meta in manifest["files"].items():
         file = root / name
         if not file.is_file():
@@ -347,7 +357,7 @@ def load_artifact(path: str | Path) -> Artifact:
     if len(indptr) != len(users) + 1 or indptr[-1] != len(hist_items):
         raise LmrecError(f"{root / 'histories.safetensors'}: does not match users.json")
     try:
-        model = load_model(root / "model")
+        model = load_model(root / "model", trusted_classes)
     except LmrecError:
         raise
     except Exception as exc:  # a corrupt state the checksums did not catch (hand-edited manifest)

@@ -1,4 +1,4 @@
-"""The `lmrec` command line: evaluate, recommend, simulate, train, serve, demo, datasets."""
+"""The `lmrec` command line: evaluate, recommend, simulate, train, serve, experiments, demo, datasets."""
 
 from __future__ import annotations
 
@@ -443,6 +443,7 @@ def recommend(
 
 
 def _register_serving() -> None:
+    from lmrec.experiments.cli import experiments_app
     from lmrec.serving.cli import keys_command, serve_command, train_command
     from lmrec.simulation.cli import simulate_command
 
@@ -450,6 +451,7 @@ def _register_serving() -> None:
     app.command("train")(train_command)
     app.command("serve")(serve_command)
     app.command("keys")(keys_command)
+    app.add_typer(experiments_app, name="experiments")
 
 
 _register_serving()

@@ -75,10 +75,12 @@ def _traffic(n: int, p_a: float, p_b: float, seed: int, days: int = 10):
     shown, events = [], []
     for u in range(n):
         variant = "a" if u % 2 else "b"
-        propensity = rng.beta(2, 8) * (p_a if variant == "a" else p_b) / 0.2
+        base = rng.beta(2, 8)
+        propensity = base * (p_a if variant == "a" else p_b) / 0.2
         active = rng.random() < 0.9
-        # Pre-period events (CUPED's covariate) track each unit's propensity.
-        for d in range(int(rng.poisson(20 * propensity))):
+        # Pre-period events (CUPED's covariate) track each unit's propensity before the
+        # experiment: the treatment cannot reach back into them.
+        for d in range(int(rng.poisson(20 * base))):
             events.append(Event(f"pre{u}-{d}", f"u{u}", "i0", "click", -DAY * (1 + d % 20)))
         for d in range(days):
             t = d * DAY + 10.0

@@ -43,6 +43,8 @@ def settings(tmp_path: Path, artifact_dir: Path, keys: dict[str, str]) -> Settin
         db=tmp_path / "state.db",
         api_keys=ApiKeys.model_validate_json(keys["_file"]),
         max_body_bytes=64 * 1024,
+        # The session's temporary folder: tests load artefacts they build in `tmp_path`.
+        model_root=tmp_path.parent,
     )
 
 

@@ -201,7 +201,7 @@ def test_erasing_a_user_leaves_no_trace(
     r = client.request(
         "DELETE", "/v1/users", json={"user_id": secret}, headers=auth(keys["ingest"])
     )
-    assert r.status_code == 200 and r.json() == {"erased_events": 4}
+    assert r.status_code == 200 and r.json() == {"erased_events": 4, "wal_cleared": True}
     # Nothing in the server's memory: store, model registry, pipeline, caches, metrics.
     services = client.app.state.services  # type: ignore[attr-defined]
     assert _traces(services, "Star Voyage")  # the walk does reach the served catalogue
@@ -453,7 +453,7 @@ def test_erasure_empties_the_wal_even_while_a_reader_holds_it(tmp_path):
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM events").fetchone()  # holds a read snapshot
     threading.Timer(0.2, reader.rollback).start()
-    assert store.erase_user(secret) == 50
+    assert store.erase_user(secret).events == 50
     reader.close()
     wal = tmp_path / "state.db-wal"
     assert not wal.exists() or wal.stat().st_size == 0

@@ -127,9 +127,10 @@ FOUND = [
     # batch was acknowledged (as a "duplicate").
     ("POST", "/v1/events", r'{"events": [{"event_id": "e", "user_id": "u", "item_id": "s0", "type": "view", "timestamp": NaN}]}', 422, "timestamp"),
     ("POST", "/v1/events", r'{"events": [{"event_id": "e", "user_id": "u", "item_id": "s0", "type": "rating", "value": NaN}]}', 422, "finite number"),
-    # A NUL byte (with a model root) or an over-long file name made path handling raise: 500.
+    # A NUL byte (with a model root) or an over-long file name made path handling raise: 500;
+    # an over-long name is now refused by the root check before the file system sees it.
     ("POST", "/v1/admin/models", '{"path": "a\\u0000b"}', 422, "path: String should match pattern"),
-    ("POST", "/v1/admin/models", '{"path": "' + "~" * 4000 + '"}', 422, "File name too long; still serving"),
+    ("POST", "/v1/admin/models", '{"path": "' + "~" * 4000 + '"}', 422, "outside the model root"),
     # A body that is not UTF-8: FastAPI's 400, now documented.
     ("POST", "/v1/events", b'{"events": "\xff"}', 400, "error parsing the body"),
 ]  # fmt: skip

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from lmrec.experiments import stats
+from lmrec.experiments.assignment import INTERLEAVED
 from lmrec.experiments.design import Experiment, Exposure
 
 __all__ = ["PRE_PERIOD_S", "UnitTable", "attribute", "experiment_report"]
@@ -64,6 +65,9 @@ def attribute(
     timestamp, value, request_id), oldest first.
     """
     names = [v.name for v in experiment.variants]
+    # A variant the definition does not name (a hand-edited log) is left out, not
+    # counted as the control.
+    exposures = [x for x in exposures if x.variant in names or x.variant == INTERLEAVED]
     index: dict[str, int] = {}
     variant: list[int] = []
     first: list[float] = []
@@ -72,7 +76,7 @@ def attribute(
     for x in exposures:
         if x.unit not in index:
             index[x.unit] = len(index)
-            variant.append(names.index(x.variant) if x.variant in names else 0)
+            variant.append(names.index(x.variant) if x.variant in names else 0)  # 0: interleaved
             first.append(x.timestamp)
         by_request[x.request_id] = x
         per_unit.setdefault(x.unit, []).append(x)
@@ -243,7 +247,7 @@ def experiment_report(
         "exposures": {v.name: 0 for v in experiment.variants},
         "units": {v.name: 0 for v in experiment.variants},
     }
-    report["exposures_total"] = int(data.exposure_time.size)
+    report["exposures_total"] = int(table.exposures.sum())
     alpha, n_star = experiment.alpha, experiment.expected_units
     looks = _looks(start, max(until, start + 1.0))
     if experiment.type == "interleaving":
@@ -268,7 +272,11 @@ def experiment_report(
             )
             entry["plain"] = _attempt(functools.partial(plain, table))
             entry["cuped"] = _attempt(functools.partial(plain, table, cuped=True))
-            entry["timeline"] = _timeline(data, start, looks, plain)
+            # The timeline's method is the headline's: CUPED when it could run on all the
+            # data. A look where it cannot yet is skipped, not filled in by the plain
+            # test: the running minimum is over one sequence of one statistic.
+            cuped = "error" not in entry["cuped"]
+            entry["timeline"] = _timeline(data, start, looks, functools.partial(plain, cuped=cuped))
             comparisons.append(entry)
     _decide(comparisons, alpha)
     report["comparisons"] = comparisons
@@ -295,8 +303,11 @@ def _timeline(
             {
                 "t": t,
                 "n": c.n_a + c.n_b,
+                "mean_a": c.mean_a,
+                "mean_b": c.mean_b,
                 "diff": c.diff,
                 "lift": c.lift,
+                "lift_ci": list(c.lift_ci),
                 "seq_ci": list(c.seq_ci),
                 "ci": list(c.ci),
                 "seq_p_value": best,
@@ -308,6 +319,9 @@ def _timeline(
 def _decide(comparisons: list[dict[str, Any]], alpha: float) -> None:
     """Headline figures: CUPED when it could run, the sequential p, and BH over all metrics."""
     usable = []
+    for entry in comparisons:
+        entry["always_valid_p_bh"] = None
+        entry["significant"] = None
     for entry in comparisons:
         chosen = entry["cuped"] if "error" not in entry["cuped"] else entry["plain"]
         entry["method"] = chosen.get("method")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -331,8 +331,15 @@ class Recommender(ABC):
         return load_model(path)
 
 
-def load_model(path: str | Path) -> Recommender:
-    """Load any saved strategy, whatever its class."""
+def load_model(path: str | Path, trusted: Collection[str] = ()) -> Recommender:
+    """Load a saved strategy of lmrec's own classes, or one named in `trusted`.
+
+    The class path in `model.json` is checked against that list before anything is
+    imported: an artefact from elsewhere must not make the loader import a module of
+    its choosing (importing runs the module's code).
+    """
+    from lmrec.models.names import STRATEGIES
+
     path = Path(path)
     try:
         meta = json.loads((path / "model.json").read_text())
@@ -340,7 +347,13 @@ def load_model(path: str | Path) -> Recommender:
         raise LmrecError(f"{path}: no model.json here; is this a saved model directory?") from None
     except json.JSONDecodeError as exc:
         raise LmrecError(f"{path / 'model.json'}: not valid JSON ({exc.msg})") from None
-    cls = import_class(meta["class"])
+    name = meta.get("class") if isinstance(meta, dict) else None
+    if name not in {*STRATEGIES.values(), *trusted}:
+        raise LmrecError(
+            f"{path / 'model.json'}: class {name!r} is not one of lmrec's strategies; a custom "
+            "strategy must be trusted by the operator (`lmrec serve --trust-class MODULE:CLASS`)"
+        )
+    cls = import_class(name)
     if not issubclass(cls, Recommender):
         raise LmrecError(f"{meta['class']} is not a Recommender")
     state = read_arrays(path / "state.safetensors", "model arrays")

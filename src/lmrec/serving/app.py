@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
-import hashlib
 import logging
 import time
 import uuid
@@ -65,7 +64,7 @@ from lmrec.serving.schemas import (
     RecommendationResponse,
 )
 from lmrec.serving.settings import Settings
-from lmrec.serving.store import Event, SQLiteStateStore, StoredItem
+from lmrec.serving.store import Event, SQLiteStateStore, StoredItem, StoreUnavailable
 
 __all__ = ["ApiError", "create_app"]
 
@@ -176,9 +175,34 @@ def _out(r: Recommendation, team: Literal["a", "b"] | None = None) -> Recommenda
     )
 
 
-def hash_for_log(value: str) -> str:
-    """A short stable pseudonym for logging an id (never log ids in the clear)."""
-    return hashlib.sha256(b"lmrec-log\x00" + value.encode()).hexdigest()[:12]
+def _event_time(
+    value: _dt.datetime | float | None, now: float, future_s: float, where: str
+) -> float:
+    """An event's time in epoch seconds, refused (422 naming `where`) past `future_s` from now.
+
+    A history is a user's newest events, so an event dated in the future would stay
+    the newest, pinning the user's answer until that date; milliseconds or
+    microseconds sent as seconds are the usual cause, and are named as such.
+    """
+    if value is None:
+        return now
+    ts = (
+        (value if value.tzinfo else value.replace(tzinfo=_dt.UTC)).timestamp()
+        if isinstance(value, _dt.datetime)
+        else float(value)
+    )
+    if ts <= now + future_s:
+        return ts
+    hint = ""
+    for unit, scale in (("milliseconds", 1e3), ("microseconds", 1e6)):
+        if 1e8 < ts / scale <= now + future_s:  # after 1973 once divided: a plausible time
+            hint = f"; it looks like {unit} since the epoch: send seconds"
+            break
+    raise ApiError(
+        422,
+        "invalid_request",
+        f"{where}: {value} is more than {future_s:g} s after the server's clock{hint}",
+    )
 
 
 def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
@@ -196,9 +220,9 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
             from lmrec.serving.encoders import minilm_encoder
 
             enc = minilm_encoder()
-        registry = ModelRegistry(store, enc)
+        registry = ModelRegistry(store, enc, settings.trusted_model_classes)
         experiments = ExperimentBook(
-            store, registry, settings.experiment_holdout, settings.model_root
+            store, registry, settings.experiment_holdout, settings.admin_root
         )
         try:
             pipeline = registry.load(settings.model_dir)
@@ -253,6 +277,11 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
         code = _STATUS_CODES.get(exc.status_code, "error")
         return error_response(exc.status_code, code, str(exc.detail))
 
+    @app.exception_handler(StoreUnavailable)
+    async def _store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        log.error("state store unavailable: %s", exc)
+        return error_response(503, "store_unavailable", f"{exc}; nothing was recorded")
+
     @app.exception_handler(LmrecError)
     async def _lmrec_error(request: Request, exc: LmrecError) -> JSONResponse:
         return error_response(422, "invalid_request", str(exc))
@@ -288,23 +317,19 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
     def post_events(body: EventsRequest, svc: Services) -> EventsResponse:
         """Record user events; answers only after the batch is durably committed."""
         now = time.time()
-        events = []
-        for e in body.events:
-            ts = e.timestamp
-            if isinstance(ts, _dt.datetime):
-                ts = (ts if ts.tzinfo else ts.replace(tzinfo=_dt.UTC)).timestamp()
-            events.append(
-                Event(
-                    e.event_id,
-                    e.user_id,
-                    e.item_id,
-                    e.type,
-                    now if ts is None else float(ts),
-                    e.value,
-                    e.context,
-                    e.request_id,
-                )
+        events = [
+            Event(
+                e.event_id,
+                e.user_id,
+                e.item_id,
+                e.type,
+                _event_time(e.timestamp, now, svc.settings.event_future_s, f"events.{i}.timestamp"),
+                e.value,
+                e.context,
+                e.request_id,
             )
+            for i, e in enumerate(body.events)
+        ]
         accepted = svc.store.add_events(events)
         svc.metrics.events.labels("accepted").inc(accepted)
         svc.metrics.events.labels("duplicate").inc(len(events) - accepted)
@@ -462,9 +487,13 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
     @app.delete("/v1/users", tags=["users"], dependencies=[IngestKey], response_model=EraseResponse)
     def erase_user(body: EraseRequest, svc: Services) -> EraseResponse:
         """Erase a user's events and state everywhere (the model's copy is no longer served)."""
-        removed = svc.store.erase_user(body.user_id)
-        log.info("erased user %s (%d events)", hash_for_log(body.user_id), removed)
-        return EraseResponse(erased_events=removed)
+        done = svc.store.erase_user(body.user_id)
+        # The store's keyed hash: without the secret salt in the state file, a list of
+        # candidate ids cannot be matched against the log.
+        log.info("erased user %s (%d events)", svc.store.hash_id(body.user_id)[:12], done.events)
+        if not done.wal_cleared:
+            log.warning("erasure committed but the write-ahead log could not be emptied")
+        return EraseResponse(erased_events=done.events, wal_cleared=done.wal_cleared)
 
     # -- models ---------------------------------------------------------------------
 
@@ -490,12 +519,13 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
     def load_model(body: ModelLoadRequest, svc: Services) -> ModelResponse:
         """Load an artefact version: verify, warm, then switch atomically; on failure the old one keeps serving."""
         path = Path(body.path)
-        root = svc.settings.model_root
+        root = svc.settings.admin_root
         old = svc.registry.pipeline.version
         try:
-            if root is not None and not path.resolve().is_relative_to(root.resolve()):
-                raise ApiError(
-                    422, "invalid_artifact", "the path is outside the configured model root"
+            if not path.resolve().is_relative_to(root.resolve()):
+                raise LmrecError(
+                    "the path is outside the model root (`--model-root`; by default the "
+                    "folder that holds the model served at start-up)"
                 )
             pipeline = svc.registry.load(path)
         except (LmrecError, OSError) as exc:

@@ -108,7 +108,11 @@ def serve_command(
     ] = "none",
     model_root: Annotated[
         Path | None,
-        typer.Option("--model-root", help="Admin model loads must lie under this folder."),
+        typer.Option(
+            "--model-root",
+            help="Admin model loads must lie under this folder (default: the folder that "
+            "holds --model-dir).",
+        ),
     ] = None,
     max_body_bytes: Annotated[int, typer.Option("--max-body-bytes")] = 1_048_576,
     workers: Annotated[
@@ -138,6 +142,14 @@ def serve_command(
             "sees the default pipeline), e.g. 0.05.",
         ),
     ] = 0.0,
+    trust_class: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trust-class",
+            help="A custom strategy class (module:Class) artefacts may name; repeat for more. "
+            "Artefacts naming any other class than lmrec's own are refused.",
+        ),
+    ] = None,
 ) -> None:
     """Serve recommendations over HTTP (OpenAPI at /docs)."""
     import uvicorn
@@ -167,6 +179,7 @@ def serve_command(
         if event_weights is None and min_rating is None
         else EventPolicy.parse(event_weights, min_rating),
         experiment_holdout=experiment_holdout,
+        trusted_model_classes=tuple(trust_class or ()),
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # uvicorn's access log prints query strings; ours logs route templates only.

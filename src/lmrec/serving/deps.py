@@ -122,6 +122,8 @@ def authorize(
     calling an `async` check without awaiting it would silently skip the check.
     """
     presented = credentials.credentials if credentials is not None else api_key
+    # Trimmed alike however it came: HTTPBearer trims the token, a raw header does not.
+    presented = presented.strip() if presented else presented
     if not presented:
         if settings.allow_anonymous:
             return None

@@ -38,7 +38,8 @@ class ExperimentBook:
     """The stored experiments as this worker sees them, and the changes made through it.
 
     `holdout`: the share of units kept out of every experiment (the global holdout).
-    `model_root`: when set, variant artefacts must lie under it.
+    `model_root`: when set, variant artefacts must lie under it (the server passes
+    `Settings.admin_root`).
     """
 
     def __init__(
@@ -101,28 +102,29 @@ class ExperimentBook:
 
     def create(self, spec: ExperimentSpec, now: float) -> Experiment:
         """Store a new experiment (its variant models loaded, its traffic allocated)."""
-        with self._lock:
-            stored = self.store.experiments()
+        self._load_variant_models(spec)
+
+        def add(stored: list[Experiment]) -> Experiment:
             if any(e.id == spec.id for e in stored):
                 raise ExperimentExists(
                     f"experiment {spec.id!r} exists; ids are never reused, pick another"
                 )
-            self._load_variant_models(spec)
-            experiment = allocate(Experiment(**spec.model_dump(), created_at=now), stored, now)
-            self.store.put_experiment(experiment)
-        return experiment
+            return allocate(Experiment(**spec.model_dump(), created_at=now), stored, now)
+
+        return self.store.change_experiment(add)
 
     def stop(self, experiment_id: str, now: float) -> Experiment:
         """Stop an experiment: its units see the default from the next request; its data stays."""
-        with self._lock:
-            for e in self.store.experiments():
+
+        def stop(stored: list[Experiment]) -> Experiment:
+            for e in stored:
                 if e.id == experiment_id:
-                    if e.stopped_at is not None:
-                        return e
-                    stopped = e.model_copy(update={"stopped_at": now})
-                    self.store.put_experiment(stopped)
-                    return stopped
-        raise UnknownExperiment(f"no experiment {experiment_id!r}")
+                    return (
+                        e if e.stopped_at is not None else e.model_copy(update={"stopped_at": now})
+                    )
+            raise UnknownExperiment(f"no experiment {experiment_id!r}")
+
+        return self.store.change_experiment(stop)
 
 
 _Batch = tuple[Sequence[Exposure], "Future[None]"]

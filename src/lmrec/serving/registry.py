@@ -28,9 +28,15 @@ class ModelRegistry:
     and stay until the process ends.
     """
 
-    def __init__(self, store: StateStore, encoder: Encoder | None = None):
+    def __init__(
+        self,
+        store: StateStore,
+        encoder: Encoder | None = None,
+        trusted_classes: Sequence[str] = (),
+    ):
         self.store = store
         self.encoder = encoder
+        self.trusted_classes = tuple(trusted_classes)
         self._pipeline: Pipeline | None = None
         self._variants: dict[str, Pipeline] = {}
         self.text_model: str | None = None
@@ -81,10 +87,24 @@ class ModelRegistry:
             pipeline.remove_items(gone)
 
     def _build(self, path: str | Path) -> tuple[Pipeline, Artifact]:
-        artifact = load_artifact(path)
+        """Load, check and warm an artefact; any failure is an `LmrecError` naming the path.
+
+        Checksums prove the files are the ones written, not that they belong together
+        (a model from another dataset beside these vocabularies): such a model fails
+        in warm-up, which is reported like any other rejected artefact.
+        """
+        artifact = load_artifact(path, self.trusted_classes)
         self._check_encoder(artifact)
-        pipeline = Pipeline.from_artifact(artifact, self.encoder)
-        pipeline.warm()
+        try:
+            pipeline = Pipeline.from_artifact(artifact, self.encoder)
+            pipeline.warm()
+        except LmrecError:
+            raise
+        except Exception as exc:
+            raise LmrecError(
+                f"{Path(path) / 'model'}: the model does not fit this artefact's users and items "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
         return pipeline, artifact
 
     def load(self, path: str | Path) -> Pipeline:

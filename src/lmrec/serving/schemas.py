@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -83,11 +84,15 @@ MAX_BOOST = 100.0
 
 
 def _check_text(value: Any) -> Any:
-    """Refuse strings that are not valid Unicode (lone surrogates, which `\ud800` escapes make).
+    """Refuse strings that are not valid Unicode (lone surrogates, which `\ud800` escapes make)
+    and numbers that are not finite, anywhere inside `value`.
 
-    They cannot be encoded as UTF-8, so the catalogue and the text encoder would fail
-    on them later with a server error instead of a 422 now.
+    Lone surrogates cannot be encoded as UTF-8, so the catalogue and the text encoder
+    would fail on them later with a server error instead of a 422 now; NaN and
+    Infinity (which JSON parsers here accept) would be stored as invalid JSON.
     """
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("numbers must be finite (no NaN or Infinity)")
     if isinstance(value, str):
         try:
             value.encode("utf-8")
@@ -122,13 +127,15 @@ class EventIn(_Body):
         None, description="The item acted on; required for every type but `search`."
     )
     type: EventType
-    timestamp: _dt.datetime | Finite | None = Field(
-        None, description="When it happened: ISO 8601 or seconds since the epoch (default: now)."
+    timestamp: _dt.datetime | Annotated[Finite, Field(strict=True, ge=0)] | None = Field(
+        None,
+        description="When it happened: ISO 8601 or seconds since the epoch (default: now); at "
+        "most the server's `event_future_s` ahead of its clock.",
     )
     value: Finite | None = Field(
         None, description="Rating value or quantity, when the type has one."
     )
-    context: dict[str, Any] = Field(
+    context: Annotated[dict[str, Any], AfterValidator(_check_text)] = Field(
         default_factory=dict,
         description="Device, page, session, ...; for a `search`, `query` holds its text.",
     )
@@ -311,9 +318,14 @@ class EraseRequest(_Body):
 
 
 class EraseResponse(BaseModel):
-    """How many stored events were removed."""
+    """How many stored events were removed, and whether no old copy remains on disk."""
 
     erased_events: int
+    wal_cleared: bool = Field(
+        True,
+        description="False: the erasure is committed and nothing of the user is served, but old "
+        "page images may stay in the write-ahead log file until a later checkpoint.",
+    )
 
 
 class ModelLoadRequest(_Body):

@@ -18,15 +18,20 @@ class Settings(BaseModel):
 
     `model_dir`: the artefact to serve at start-up. `db`: the SQLite state file.
     `api_keys`: who may call what; with no keys every protected route answers 401
-    unless `allow_anonymous` (local experiments only). `model_root`: when set,
-    admin model loads must lie under it. `encoder`: "minilm" loads the packaged
+    unless `allow_anonymous` (local experiments only). `model_root`: admin model
+    loads and experiment variants' models must lie under it (default: the folder
+    holding `model_dir`; see `admin_root`). `encoder`: "minilm" loads the packaged
     sentence encoder at start-up when the artefact has item vectors; "none" leaves
     new items unscored (an encoder passed to `create_app` wins over both).
     `event_policy`: which stored events make up a user's history (and what each
     weighs); None (the default) uses the one the artefact served at start-up was
     trained with (its manifest's `event_policy`), so offline and online agree.
     `experiment_holdout`: the share of units kept out of every experiment (a
-    global holdout that always sees the default pipeline).
+    global holdout that always sees the default pipeline). `event_future_s`: how far
+    ahead of the server's clock an event's timestamp may be (clock skew); later ones
+    are refused, since they would pin the user's history until that date.
+    `trusted_model_classes`: strategy classes (`module:Class`) beyond lmrec's own that
+    artefacts may name.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -44,3 +49,10 @@ class Settings(BaseModel):
     metrics_public: bool = True
     event_policy: EventPolicy | None = None
     experiment_holdout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    event_future_s: float = Field(default=600.0, ge=0.0)
+    trusted_model_classes: tuple[str, ...] = ()
+
+    @property
+    def admin_root(self) -> Path:
+        """The folder every artefact loaded after start-up must lie under."""
+        return self.model_root if self.model_root is not None else self.model_dir.resolve().parent

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +36,11 @@ from lmrec.data.events import EventPolicy
 from lmrec.experiments.design import Experiment, Exposure
 
 __all__ = [
+    "Erasure",
     "Event",
     "SQLiteStateStore",
     "StateStore",
+    "StoreUnavailable",
     "StoredItem",
     "UserState",
 ]
@@ -77,6 +80,22 @@ class UserState:
     erased: bool = False
 
 
+class StoreUnavailable(RuntimeError):
+    """The state file cannot take writes (removed, replaced or unwritable): nothing was acknowledged."""
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What an erasure did: events removed, and whether the write-ahead log was emptied.
+
+    `wal_cleared` False: the erasure is committed (nothing of the user is served or
+    read again), but old page images may remain in the WAL file until a checkpoint.
+    """
+
+    events: int
+    wal_cleared: bool
+
+
 @dataclass(frozen=True)
 class StoredItem:
     """An item added or changed online (catalogue fields) or deleted."""
@@ -97,8 +116,8 @@ class StateStore(Protocol):
         """The user's recent history and negative feedback."""
         ...
 
-    def erase_user(self, user_id: str) -> int:
-        """Delete every trace of a user (events, state); returns events removed."""
+    def erase_user(self, user_id: str) -> Erasure:
+        """Delete every trace of a user (events, state, exposures); says what was done."""
         ...
 
     def put_items(self, items: Sequence[StoredItem]) -> None:
@@ -226,6 +245,7 @@ class SQLiteStateStore:
         self._readers: list[sqlite3.Connection] = []
         self._salt = ""
         self._seq = 0
+        self._identity: tuple[int, int] | None = None
 
     def open(self) -> SQLiteStateStore:
         """Open (creating if needed) the database; returns `self`."""
@@ -250,7 +270,30 @@ class SQLiteStateStore:
         ).fetchone()[0]
         self._seq = int(seq or 0)
         self._conn = conn
+        stat = os.stat(self.path)
+        self._identity = (stat.st_dev, stat.st_ino)
         return self
+
+    def verify(self) -> None:
+        """Raise `StoreUnavailable` unless the file opened is still at its path and writable.
+
+        SQLite keeps writing to a file that was deleted or replaced (its descriptor
+        stays open): those commits succeed and are lost at the next restart. So every
+        write checks before it commits, and readiness checks too.
+        """
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            raise StoreUnavailable(
+                f"the state file {self.path} is gone; restore it or restart the server"
+            ) from None
+        if (stat.st_dev, stat.st_ino) != self._identity:
+            raise StoreUnavailable(
+                f"the state file {self.path} was replaced while serving; restart the server"
+            )
+        for path in (self.path, Path(f"{self.path}-wal")):
+            if path.exists() and not os.access(path, os.W_OK):
+                raise StoreUnavailable(f"the state file {path} cannot be written")
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -278,17 +321,30 @@ class SQLiteStateStore:
         """The writer connection inside one write transaction: committed on exit, rolled back on error."""
         with self._lock:
             conn = self.conn
-            conn.execute("BEGIN IMMEDIATE")
+            self.verify()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(
+                    f"the state file {self.path} cannot be written ({exc})"
+                ) from None
             try:
                 yield conn
+                self.verify()  # never commit into a file that is no longer the state file
                 conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise StoreUnavailable(
+                        f"the state file {self.path} cannot be written ({exc})"
+                    ) from None
                 raise
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
         """This thread's reader inside one read transaction (every query sees one commit)."""
+        self.verify()  # a reader opened on a vanished path would create an empty file
         conn = self._reader()
         conn.execute("BEGIN")
         try:
@@ -315,7 +371,7 @@ class SQLiteStateStore:
                 if e.item_id is None and e.type != "search":
                     raise ValueError(f"event {e.event_id!r}: only a search may omit item_id")
                 self._seq += 1
-                context = json.dumps(e.context, separators=(",", ":"))
+                context = json.dumps(e.context, separators=(",", ":"), allow_nan=False)
                 item = "" if e.item_id is None else e.item_id
                 params += (e.event_id, e.user_id, item, e.type, e.timestamp, e.value)
                 params += (context, self._seq, e.request_id)
@@ -347,7 +403,7 @@ class SQLiteStateStore:
             [r[0] for r in reversed(positive)], [r[0] for r in negative], erased is not None
         )
 
-    def erase_user(self, user_id: str) -> int:
+    def erase_user(self, user_id: str) -> Erasure:
         with self._lock:
             with self.transaction() as conn:
                 removed = conn.execute("DELETE FROM events WHERE user_id=?", (user_id,)).rowcount
@@ -355,22 +411,25 @@ class SQLiteStateStore:
                 conn.execute(
                     "INSERT OR IGNORE INTO erased_users VALUES (?)", (self.hash_id(user_id),)
                 )
-            self._checkpoint_wal(self.conn)
-        return removed
+            return Erasure(removed, self._checkpoint_wal(self.conn))
 
     @staticmethod
-    def _checkpoint_wal(conn: sqlite3.Connection, attempts: int = 3) -> None:
+    def _checkpoint_wal(conn: sqlite3.Connection, attempts: int = 3) -> bool:
         """Copy the WAL into the database and empty it, waiting out readers that block it.
 
         Old page images in the WAL still hold erased rows until a checkpoint completes.
         A reader mid-query makes a TRUNCATE checkpoint busy; SQLite's busy handler waits
         for it (the connection's timeout) and reports busy only if it is still there.
+        Returns whether it completed (a file that cannot be written makes it fail).
         """
         for _ in range(attempts):
-            busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            try:
+                busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.Error:
+                return False
             if not busy:
-                return
-        raise RuntimeError("could not empty the write-ahead log after an erasure; retry the delete")
+                return True
+        return False
 
     def put_items(self, items: Sequence[StoredItem]) -> None:
         if not items:
@@ -395,7 +454,19 @@ class SQLiteStateStore:
 
     def put_experiment(self, experiment: Experiment) -> None:
         """Store (create or replace) an experiment definition; every worker sees it next request."""
+        self.change_experiment(lambda _stored: experiment)
+
+    def change_experiment(self, change: Callable[[list[Experiment]], Experiment]) -> Experiment:
+        """Store `change(stored experiments)` in one write transaction; returns it.
+
+        Reading the definitions, deciding (an id check, a bucket allocation) and writing
+        happen under one lock on the file, so two processes creating experiments at once
+        (a server and the CLI) cannot take one id or overlapping buckets; `change` raises
+        to refuse.
+        """
         with self.transaction() as conn:
+            rows = conn.execute("SELECT definition FROM experiments ORDER BY id").fetchall()
+            experiment = change([Experiment.model_validate_json(r[0]) for r in rows])
             conn.execute(
                 "INSERT INTO experiments VALUES (?, ?) "
                 "ON CONFLICT(id) DO UPDATE SET definition=excluded.definition",
@@ -405,6 +476,7 @@ class SQLiteStateStore:
                 "INSERT INTO meta VALUES ('experiments_version', '1') "
                 "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
             )
+        return experiment
 
     def experiments(self) -> list[Experiment]:
         """Every stored experiment, by id."""
@@ -486,6 +558,7 @@ class SQLiteStateStore:
 
     def ping(self) -> bool:
         try:
+            self.verify()
             with self._lock:
                 self.conn.execute("SELECT 1").fetchone()
             return True
