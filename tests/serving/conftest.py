@@ -26,8 +26,9 @@ def keys() -> dict[str, str]:
     for name, scopes in {
         "read": ("read",),
         "ingest": ("ingest",),
+        "delete": ("delete",),
         "admin": ("admin",),
-        "all": ("read", "ingest", "admin"),
+        "all": ("read", "ingest", "delete", "admin"),
     }.items():
         key, entry = new_api_key(name, scopes)  # type: ignore[arg-type]
         out[name] = key

@@ -133,17 +133,16 @@ def test_new_item_is_recommendable_in_the_same_request(
 
 def test_deleted_item_is_never_recommended(client: TestClient, keys: dict[str, str]) -> None:
     top = recommend(client, keys["read"], user_id="u0", k=1)[0]
-    r = client.delete("/v1/items", params={"item_id": top}, headers=auth(keys["ingest"]))
+    r = client.delete("/v1/items", params={"item_id": top}, headers=auth(keys["delete"]))
     assert r.status_code == 200 and r.json()["deleted"] == 1
     assert top not in recommend(client, keys["read"], user_id="u0", k=12, exclude_seen=False)
-    again = client.delete("/v1/items", params={"item_id": top}, headers=auth(keys["ingest"]))
+    again = client.delete("/v1/items", params={"item_id": top}, headers=auth(keys["delete"]))
     assert again.status_code == 404 and again.json()["error"]["code"] == "not_found"
-    # The delete flag on upsert does the same.
-    r = client.post(
-        "/v1/items",
-        json={"items": [{"item_id": "s2", "deleted": True}]},
-        headers=auth(keys["ingest"]),
-    )
+    # The delete flag on upsert does the same, and needs the delete scope too.
+    flagged = {"items": [{"item_id": "s2", "deleted": True}]}
+    refused = client.post("/v1/items", json=flagged, headers=auth(keys["ingest"]))
+    assert refused.status_code == 403 and "'delete' scope" in refused.json()["error"]["message"]
+    r = client.post("/v1/items", json=flagged, headers=auth(keys["all"]))  # ingest + delete
     assert r.json()["deleted"] == 1
     assert "s2" not in recommend(client, keys["read"], history=["s0"], k=12)
 
@@ -199,7 +198,7 @@ def test_erasing_a_user_leaves_no_trace(
     )
     assert recommend(client, keys["read"], user_id=secret, k=3)
     r = client.request(
-        "DELETE", "/v1/users", json={"user_id": secret}, headers=auth(keys["ingest"])
+        "DELETE", "/v1/users", json={"user_id": secret}, headers=auth(keys["delete"])
     )
     assert r.status_code == 200 and r.json() == {"erased_events": 4, "wal_cleared": True}
     # Nothing in the server's memory: store, model registry, pipeline, caches, metrics.
@@ -229,7 +228,7 @@ def test_erasing_a_user_leaves_no_trace(
 def test_erased_trained_user_is_no_longer_served_from_the_artefact(
     client: TestClient, keys: dict[str, str]
 ) -> None:
-    client.request("DELETE", "/v1/users", json={"user_id": "u1"}, headers=auth(keys["ingest"]))
+    client.request("DELETE", "/v1/users", json={"user_id": "u1"}, headers=auth(keys["delete"]))
     got = client.post(
         "/v1/recommendations", json={"user_id": "u1", "k": 3}, headers=auth(keys["read"])
     )
@@ -248,11 +247,14 @@ def _operations(client: TestClient) -> list[tuple[str, str]]:
 
 
 def _scope_needed(spec: dict[str, Any], method: str, path: str) -> str:
-    """The scope the design gives an operation: admin, ingest for writes, read for reads."""
+    """The scope the design gives an operation (the matrix in `lmrec.serving.auth`): admin;
+    delete for what destroys data; ingest for other writes; read for reads."""
     tag = spec["paths"][path][method.lower()]["tags"][0]
     if tag == "admin":
         return "admin"
-    if tag in ("events", "users") or (tag == "items" and method != "GET"):
+    if tag == "users" or (tag == "items" and method == "DELETE"):
+        return "delete"
+    if tag == "events" or (tag == "items" and method != "GET"):
         return "ingest"
     return "read"
 
@@ -285,7 +287,7 @@ def test_every_protected_route_needs_a_key_with_the_right_scope(
         bad_key = client.request(method, path, headers=auth("not-a-key"))
         assert bad_key.status_code == 401, (method, path)
         assert bad_key.json()["error"]["message"] == "unknown API key"
-        for scope in ("read", "ingest", "admin"):
+        for scope in ("read", "ingest", "delete", "admin"):
             r = client.request(method, path, headers=auth(keys[scope]))
             if scope == needed:  # admitted: whatever it answers, it is not an auth refusal
                 assert r.status_code not in (401, 403), (method, path, scope)

@@ -191,7 +191,7 @@ def test_erasing_a_user_removes_their_exposures(
     _create(client, keys)
     _recommend(client, keys, "u1")
     _recommend(client, keys, "u2")
-    client.request("DELETE", "/v1/users", json={"user_id": "u1"}, headers=auth(keys["ingest"]))
+    client.request("DELETE", "/v1/users", json={"user_id": "u1"}, headers=auth(keys["delete"]))
     with sqlite3.connect(settings.db) as conn:
         units = [r[0] for r in conn.execute("SELECT unit FROM exposures")]
     assert units == ["u2"]

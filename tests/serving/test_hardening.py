@@ -225,7 +225,7 @@ def test_the_erasure_log_line_cannot_be_matched_to_an_id_without_the_state_file(
     import hashlib
 
     caplog.set_level(logging.INFO)
-    client.request("DELETE", "/v1/users", json={"user_id": "u3"}, headers=auth(keys["ingest"]))
+    client.request("DELETE", "/v1/users", json={"user_id": "u3"}, headers=auth(keys["delete"]))
     line = next(r.getMessage() for r in caplog.records if "erased user" in r.getMessage())
     unsalted = hashlib.sha256(b"lmrec-log\x00u3").hexdigest()[:12]
     plain = hashlib.sha256(b"u3").hexdigest()[:12]
@@ -256,3 +256,13 @@ def test_invalid_numbers_or_text_in_context_are_refused(
     )
     assert r.status_code == 422, r.text
     assert "context" in r.json()["error"]["message"]
+
+
+def test_metrics_and_docs_can_be_closed(settings: Settings, keys: dict[str, str]) -> None:
+    closed = settings.model_copy(update={"metrics_public": False, "docs": False})
+    with TestClient(create_app(closed, encoder=ENCODER)) as client:
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers=auth(keys["read"])).status_code == 403
+        assert client.get("/metrics", headers=auth(keys["admin"])).status_code == 200
+        for path in ("/docs", "/redoc", "/openapi.json"):
+            assert client.get(path).status_code == 404

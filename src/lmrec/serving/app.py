@@ -34,7 +34,9 @@ from lmrec.serving.deps import (
     AdminKey,
     ApiError,
     Credentials,
+    DeleteKey,
     HeaderKey,
+    IngestCaller,
     IngestKey,
     Metrics,
     ReadKey,
@@ -42,6 +44,7 @@ from lmrec.serving.deps import (
     ServiceState,
     authorize,
     error_response,
+    require_scope,
 )
 from lmrec.serving.experiment_routes import router as experiment_router
 from lmrec.serving.experiments import ExperimentBook, ExposureWriter
@@ -248,6 +251,9 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
         version=__version__,
         summary="Real-time recommendations: events change the next answer; new items are live at once.",
         lifespan=lifespan,
+        docs_url="/docs" if settings.docs else None,
+        redoc_url="/redoc" if settings.docs else None,
+        openapi_url="/openapi.json" if settings.docs else None,
         responses={
             400: {"model": ErrorBody, "description": "The body could not be read (not UTF-8 JSON)"},
             401: {"model": ErrorBody, "description": "No or unknown API key"},
@@ -409,9 +415,11 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
 
     # -- items ----------------------------------------------------------------------
 
-    @app.post("/v1/items", tags=["items"], dependencies=[IngestKey], response_model=ItemsResponse)
-    def upsert_items(body: ItemsRequest, svc: Services) -> ItemsResponse:
-        """Add, replace or delete items; new items are recommendable when this returns."""
+    @app.post("/v1/items", tags=["items"], response_model=ItemsResponse)
+    def upsert_items(body: ItemsRequest, svc: Services, caller: IngestCaller) -> ItemsResponse:
+        """Add, replace or delete items (deleting needs the `delete` scope); new items are live when this returns."""
+        if any(i.deleted for i in body.items):
+            require_scope(caller, "delete", "deleting items")
         registry = svc.registry
         stored = [
             StoredItem(i.item_id, i.model_dump(exclude={"item_id", "deleted"}), i.deleted)
@@ -441,7 +449,7 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
     @app.delete(
         "/v1/items",
         tags=["items"],
-        dependencies=[IngestKey],
+        dependencies=[DeleteKey],
         response_model=ItemsResponse,
         responses={404: _NO_SUCH_ITEM},
     )
@@ -484,7 +492,7 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
 
     # -- users ----------------------------------------------------------------------
 
-    @app.delete("/v1/users", tags=["users"], dependencies=[IngestKey], response_model=EraseResponse)
+    @app.delete("/v1/users", tags=["users"], dependencies=[DeleteKey], response_model=EraseResponse)
     def erase_user(body: EraseRequest, svc: Services) -> EraseResponse:
         """Erase a user's events and state everywhere (the model's copy is no longer served)."""
         done = svc.store.erase_user(body.user_id)

@@ -21,9 +21,13 @@ from lmrec.errors import ConfigError
 
 __all__ = ["SCOPES", "ApiKey", "ApiKeys", "hash_key", "load_api_keys", "new_api_key"]
 
-Scope = Literal["read", "ingest", "admin"]
-#: read: recommendations and item look-ups; ingest: events, items, user erasure; admin: model loading.
-SCOPES: tuple[str, ...] = ("read", "ingest", "admin")
+Scope = Literal["read", "ingest", "delete", "admin"]
+#: What each scope may call (a key holds any set of them):
+#: read: recommendations, similar items, the current model, experiments and their reports;
+#: ingest: events and item upserts (a new item or new fields for one; nothing is removed);
+#: delete: user erasure and item deletion (an upsert with `deleted`: true), which destroy data;
+#: admin: model loading, experiments (create, stop), and `/metrics` when metrics are private.
+SCOPES: tuple[str, ...] = ("read", "ingest", "delete", "admin")
 
 
 class ApiKey(BaseModel):

@@ -142,6 +142,14 @@ def serve_command(
             "sees the default pipeline), e.g. 0.05.",
         ),
     ] = 0.0,
+    private_metrics: Annotated[
+        bool,
+        typer.Option("--private-metrics", help="/metrics needs an admin key (default: public)."),
+    ] = False,
+    docs: Annotated[
+        bool,
+        typer.Option("--docs/--no-docs", help="Serve /docs, /redoc and /openapi.json."),
+    ] = True,
     trust_class: Annotated[
         list[str] | None,
         typer.Option(
@@ -180,6 +188,8 @@ def serve_command(
         else EventPolicy.parse(event_weights, min_rating),
         experiment_holdout=experiment_holdout,
         trusted_model_classes=tuple(trust_class or ()),
+        metrics_public=not private_metrics,
+        docs=docs,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # uvicorn's access log prints query strings; ours logs route templates only.
@@ -189,7 +199,11 @@ def serve_command(
 def keys_command(
     name: Annotated[str, typer.Option("--name", help="Who the key is for.")],
     scopes: Annotated[
-        str, typer.Option("--scopes", help="Comma-separated: read,ingest,admin.")
+        str,
+        typer.Option(
+            "--scopes",
+            help="Comma-separated: read,ingest,delete,admin (see the scope matrix in the README).",
+        ),
     ] = "read",
     file: Annotated[Path, typer.Option("--file", help="Keys file to add the entry to.")] = Path(
         "api-keys.json"

@@ -26,7 +26,9 @@ __all__ = [
     "AdminKey",
     "ApiError",
     "Credentials",
+    "DeleteKey",
     "HeaderKey",
+    "IngestCaller",
     "IngestKey",
     "Metrics",
     "ReadKey",
@@ -34,6 +36,7 @@ __all__ = [
     "Services",
     "authorize",
     "error_response",
+    "require_scope",
 ]
 
 
@@ -149,4 +152,15 @@ def _require(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
 
 ReadKey = Depends(_require("read"))
 IngestKey = Depends(_require("ingest"))
+DeleteKey = Depends(_require("delete"))
+#: The ingest key's entry (None when anonymous), for routes that need a second scope for part of a body.
+IngestCaller = Annotated[ApiKey | None, IngestKey]
+
+
+def require_scope(caller: ApiKey | None, scope: str, what: str) -> None:
+    """Refuse (403) a keyed caller without `scope` for `what` (anonymous servers allow all)."""
+    if caller is not None and scope not in caller.scopes:
+        raise ApiError(403, "forbidden", f"{what} needs the {scope!r} scope")
+
+
 AdminKey = Depends(_require("admin"))

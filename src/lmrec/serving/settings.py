@@ -30,7 +30,8 @@ class Settings(BaseModel):
     global holdout that always sees the default pipeline). `event_future_s`: how far
     ahead of the server's clock an event's timestamp may be (clock skew); later ones
     are refused, since they would pin the user's history until that date.
-    `trusted_model_classes`: strategy classes (`module:Class`) beyond lmrec's own that
+    `metrics_public` False puts `/metrics` behind the admin scope; `docs` False
+    serves no `/docs`, `/redoc` or `/openapi.json`. `trusted_model_classes`: strategy classes (`module:Class`) beyond lmrec's own that
     artefacts may name.
     """
 
@@ -47,6 +48,7 @@ class Settings(BaseModel):
     max_k: int = Field(default=500, gt=0)
     history_limit: int = Field(default=200, gt=0)
     metrics_public: bool = True
+    docs: bool = True
     event_policy: EventPolicy | None = None
     experiment_holdout: float = Field(default=0.0, ge=0.0, lt=1.0)
     event_future_s: float = Field(default=600.0, ge=0.0)
