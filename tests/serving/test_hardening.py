@@ -266,3 +266,97 @@ def test_metrics_and_docs_can_be_closed(settings: Settings, keys: dict[str, str]
         assert client.get("/metrics", headers=auth(keys["admin"])).status_code == 200
         for path in ("/docs", "/redoc", "/openapi.json"):
             assert client.get(path).status_code == 404
+
+
+# -- 7. slow clients ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def live_server(settings: Settings):
+    """A real uvicorn server (its own protocol class, as `lmrec serve` runs it), 0.5 s deadlines."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from lmrec.serving.protocol import guarded_protocol
+
+    quick = settings.model_copy(update={"body_timeout_s": 0.5})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(quick, encoder=ENCODER),
+        host="127.0.0.1",
+        port=port,
+        log_level="error",
+        http=guarded_protocol(0.5),
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield port
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _stall(port: int, data: bytes, n: int = 50) -> list:
+    import socket
+
+    out = []
+    for _ in range(n):
+        c = socket.create_connection(("127.0.0.1", port))
+        c.sendall(data)
+        c.settimeout(5)
+        out.append(c)
+    return out
+
+
+def _drained(conns: list) -> list[bytes]:
+    """What each connection got before the server closed it."""
+    answers = []
+    for c in conns:
+        answer = b""
+        while chunk := c.recv(4096):
+            answer += chunk
+        answers.append(answer)
+        c.close()
+    return answers
+
+
+def _served(port: int, keys: dict[str, str]) -> bool:
+    import httpx
+
+    r = httpx.post(
+        f"http://127.0.0.1:{port}/v1/recommendations",
+        json={"history": ["s0"]},
+        headers=auth(keys["read"]),
+        timeout=5,
+    )
+    return r.status_code == 200
+
+
+def test_clients_that_stall_mid_body_are_answered_and_dropped(
+    live_server: int, keys: dict[str, str]
+) -> None:
+    head = (
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {keys['ingest']}\r\nContent-Length: 400\r\n\r\n"
+    )
+    stalled = _stall(live_server, head.encode() + b'{"events": [')  # half a body, then nothing
+    assert _served(live_server, keys)  # a well-behaved client is served meanwhile
+    started = time.monotonic()
+    answers = _drained(stalled)
+    assert all(a.startswith(b"HTTP/1.1 408") for a in answers), answers[0][:80]
+    assert time.monotonic() - started < 5
+
+
+def test_clients_that_stall_mid_headers_are_dropped(live_server: int, keys: dict[str, str]) -> None:
+    stalled = _stall(live_server, b"POST /v1/events HTTP/1.1\r\nHost: x\r\n")  # no blank line
+    assert _served(live_server, keys)
+    started = time.monotonic()
+    assert _drained(stalled) == [b""] * 50  # closed without an answer
+    assert time.monotonic() - started < 5
+    assert _served(live_server, keys)  # and the server is still fine

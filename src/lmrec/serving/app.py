@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import anyio
 from anyio import CapacityLimiter
 from anyio.to_thread import run_sync
 from fastapi import FastAPI, Query, Request
@@ -92,14 +93,16 @@ _STATUS_CODES = {
 
 
 class _BodyLimit:
-    """Answers 413 once a request body passes `limit` bytes, however it is sent.
+    """Answers 413 once a request body passes `limit` bytes, and 408 if it takes over `timeout` s.
 
     Counts the bytes actually received (so chunked bodies without Content-Length
     are limited too) and buffers at most `limit` bytes before handing the body on.
+    A client that sends part of a body and stalls (slowloris) would otherwise hold
+    its connection and a task for ever; after the timeout it is answered and closed.
     """
 
-    def __init__(self, app: ASGIApp, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, timeout: float):
+        self.app, self.limit, self.timeout = app, limit, timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -114,18 +117,28 @@ class _BodyLimit:
                 return
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # client went away
-                return
-            body = message.get("body", b"")
-            size += len(body)
-            if size > self.limit:
-                await too_large(scope, receive, send)
-                return
-            chunks.append(body)
-            if not message.get("more_body", False):
-                break
+        with anyio.move_on_after(self.timeout) as reading:
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":  # client went away
+                    return
+                body = message.get("body", b"")
+                size += len(body)
+                if size > self.limit:
+                    await too_large(scope, receive, send)
+                    return
+                chunks.append(body)
+                if not message.get("more_body", False):
+                    break
+        if reading.cancelled_caught:
+            slow = error_response(
+                408,
+                "request_timeout",
+                f"the request body took longer than {self.timeout:g} s",
+                {"Connection": "close"},  # the rest of the body is never read: drop the connection
+            )
+            await slow(scope, receive, send)
+            return
         sent = False
 
         async def replay() -> Message:
@@ -263,7 +276,7 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
         },
     )
     app.add_middleware(_Observe, metrics=metrics)
-    app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(_BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout_s)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:

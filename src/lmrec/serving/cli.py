@@ -115,6 +115,20 @@ def serve_command(
         ),
     ] = None,
     max_body_bytes: Annotated[int, typer.Option("--max-body-bytes")] = 1_048_576,
+    request_timeout: Annotated[
+        float,
+        typer.Option(
+            "--request-timeout",
+            help="Seconds a client may take to send a request's headers, and again its body "
+            "(slower ones are answered 408 or dropped).",
+        ),
+    ] = 10.0,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections", help="Open connections and requests at most; more get 503."
+        ),
+    ] = 1000,
     workers: Annotated[
         int, typer.Option("--workers", help="Server processes (each loads the model).")
     ] = 1,
@@ -164,11 +178,14 @@ def serve_command(
 
     from lmrec.data.events import EventPolicy
     from lmrec.serving import ApiKeys, Settings, create_app, load_api_keys
+    from lmrec.serving.protocol import guarded_protocol
 
     if encoder not in ("none", "minilm"):
         raise ConfigError(f"--encoder must be 'none' or 'minilm', not {encoder!r}")
     if api_keys_file is None and not allow_anonymous:
         raise ConfigError("give --api-keys-file (make one with `keys`) or --allow-anonymous")
+    if request_timeout <= 0 or max_connections < 1:
+        raise ConfigError("--request-timeout must be > 0 and --max-connections at least 1")
     if not 0.0 <= experiment_holdout < 1.0:
         raise ConfigError(f"--experiment-holdout must be in [0, 1), not {experiment_holdout:g}")
     if workers != 1:
@@ -183,6 +200,7 @@ def serve_command(
         encoder=encoder,  # type: ignore[arg-type]
         model_root=model_root,
         max_body_bytes=max_body_bytes,
+        body_timeout_s=request_timeout,
         event_policy=None
         if event_weights is None and min_rating is None
         else EventPolicy.parse(event_weights, min_rating),
@@ -193,7 +211,17 @@ def serve_command(
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # uvicorn's access log prints query strings; ours logs route templates only.
-    uvicorn.run(create_app(settings), host=host, port=port, access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        access_log=False,
+        # Slow or stalled clients: headers must arrive within the body timeout too, and
+        # past `max_connections` open connections new ones get 503 instead of a hang.
+        http=guarded_protocol(settings.body_timeout_s),
+        limit_concurrency=max_connections,
+        timeout_keep_alive=5,
+    )
 
 
 def keys_command(

@@ -44,6 +44,7 @@ class Settings(BaseModel):
     model_root: Path | None = None
     encoder: Literal["none", "minilm"] = "none"
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    body_timeout_s: float = Field(default=10.0, gt=0)
     max_batch: int = Field(default=1000, gt=0)
     max_k: int = Field(default=500, gt=0)
     history_limit: int = Field(default=200, gt=0)
