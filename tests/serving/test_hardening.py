@@ -17,6 +17,7 @@ from lmrec.artifacts import _sha256, build_artifact
 from lmrec.data import Dataset
 from lmrec.models import EASE, TrainingData
 from lmrec.serving import Settings, create_app
+from lmrec.serving.encoders import HashingEncoder
 
 
 def _event(i: int, **fields: object) -> dict:
@@ -360,3 +361,97 @@ def test_clients_that_stall_mid_headers_are_dropped(live_server: int, keys: dict
     assert _drained(stalled) == [b""] * 50  # closed without an answer
     assert time.monotonic() - started < 5
     assert _served(live_server, keys)  # and the server is still fine
+
+
+# -- 5. online items across swaps and restarts -------------------------------------------
+
+
+class _TimedLock:
+    """A lock that records the longest time it was held."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self.longest = 0.0
+        self._since = 0.0
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        self._since = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.longest = max(self.longest, time.perf_counter() - self._since)
+        self._lock.release()
+
+
+class _SlowEncoder(HashingEncoder):
+    """The test encoder at MiniLM's pace (2 ms a text), counting the texts it encodes."""
+
+    def __init__(self) -> None:
+        super().__init__(dim=128)  # the artefact's vectors are this encoder's
+        self.texts = 0
+
+    def __call__(self, texts):  # type: ignore[no-untyped-def]
+        self.texts += len(texts)
+        time.sleep(0.002 * len(texts))
+        return super().__call__(texts)
+
+
+def test_swaps_and_restarts_reuse_stored_vectors_and_never_block_upserts(
+    settings: Settings, keys: dict[str, str], artifact_dir: Path, tmp_path: Path
+) -> None:
+    import threading
+
+    encoder = _SlowEncoder()
+    items = [{"item_id": f"online-{i}", "title": f"Space saga part {i}"} for i in range(500)]
+    with TestClient(create_app(settings, encoder=encoder)) as client:
+        for start in range(0, len(items), 100):
+            r = client.post(
+                "/v1/items",
+                json={"items": items[start : start + 100]},
+                headers=auth(keys["ingest"]),
+            )
+            assert r.json()["added"] == 100
+        assert encoder.texts == 1 + 500  # the dimension probe at start-up, then each item once
+        v2 = tmp_path / "v2"
+        shutil.copytree(artifact_dir, v2)
+        waits: list[float] = []
+        swapping = threading.Event()
+
+        def upserts() -> None:
+            swapping.wait()
+            for n in range(20):
+                t = time.perf_counter()
+                body = {"items": [{"item_id": f"during-{n}", "title": "Comet"}]}
+                client.post("/v1/items", json=body, headers=auth(keys["ingest"]))
+                waits.append(time.perf_counter() - t)
+
+        registry = client.app.state.services.registry  # type: ignore[attr-defined]
+        held = _TimedLock()
+        registry.items_lock = held
+        writer = threading.Thread(target=upserts)
+        writer.start()
+        swapping.set()
+        r = client.post("/v1/admin/models", json={"path": str(v2)}, headers=auth(keys["admin"]))
+        writer.join()
+        assert r.status_code == 200, r.text
+        # The swap encoded its probe and the 20 new items once, no online item again.
+        assert encoder.texts == 1 + 500 + 1 + 20
+        # Nothing holds the items lock for 100 ms (the swap's share of it is the few
+        # changes made while it loaded), so no upsert queues behind it that long.
+        assert held.longest < 0.1, held.longest
+        assert max(waits) < 1.0, max(waits)
+        got = client.post(
+            "/v1/recommendations",
+            json={"history": ["online-7"], "k": 500},
+            headers=auth(keys["read"]),
+        )
+        assert {"online-3", "during-19"} <= {i["item_id"] for i in got.json()["items"]}
+    restarted = _SlowEncoder()
+    with TestClient(create_app(settings, encoder=restarted)) as client:
+        assert restarted.texts == 1  # the probe: the restart re-encodes no online item
+        r = client.get(
+            "/v1/items/similar", params={"item_id": "online-3", "k": 3}, headers=auth(keys["read"])
+        )
+        assert r.status_code == 200 and len(r.json()["items"]) == 3

@@ -47,6 +47,7 @@ from lmrec.serving.deps import (
     error_response,
     require_scope,
 )
+from lmrec.serving.encoders import HashingEncoder
 from lmrec.serving.experiment_routes import router as experiment_router
 from lmrec.serving.experiments import ExperimentBook, ExposureWriter
 from lmrec.serving.registry import ModelRegistry
@@ -221,8 +222,13 @@ def _event_time(
     )
 
 
-def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, encoder: Encoder | None = None, encoder_identity: str | None = None
+) -> FastAPI:
     """Build the service for `settings`; `encoder` (texts -> vectors) overrides `settings.encoder`.
+
+    `encoder_identity` names that encoder, so online items' stored vectors are reused
+    across restarts (without a name they are encoded again each time).
 
     The state store, model and encoder open in the lifespan, not here.
     """
@@ -231,12 +237,14 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         policy = settings.event_policy or read_event_policy(settings.model_dir)
         store = SQLiteStateStore(settings.db, policy).open()
-        enc = encoder
+        enc, identity = encoder, encoder_identity
         if enc is None and settings.encoder == "minilm":
-            from lmrec.serving.encoders import minilm_encoder
+            from lmrec.serving.encoders import MINILM_IDENTITY, minilm_encoder
 
-            enc = minilm_encoder()
-        registry = ModelRegistry(store, enc, settings.trusted_model_classes)
+            enc, identity = minilm_encoder(), MINILM_IDENTITY
+        elif isinstance(enc, HashingEncoder) and identity is None:
+            identity = enc.identity
+        registry = ModelRegistry(store, enc, settings.trusted_model_classes, identity)
         experiments = ExperimentBook(
             store, registry, settings.experiment_holdout, settings.admin_root
         )
@@ -438,19 +446,14 @@ def create_app(settings: Settings, encoder: Encoder | None = None) -> FastAPI:
             StoredItem(i.item_id, i.model_dump(exclude={"item_id", "deleted"}), i.deleted)
             for i in body.items
         ]
+        stored = registry.with_vectors(stored)  # encoded before the lock, stored with the rows
         with registry.items_lock:
             pipeline, *variants = registry.pipelines()
-            live = [s for s in stored if not s.deleted]
-            existing = sum(1 for s in live if pipeline.knows_item(s.item_id))
+            existing = sum(1 for s in stored if not s.deleted and pipeline.knows_item(s.item_id))
             svc.store.put_items(stored)
-            ids, fields = [s.item_id for s in live], [s.fields for s in live]
-            gone = [s.item_id for s in stored if s.deleted]
-            added = pipeline.add_items(ids, fields) if live else 0
-            deleted = pipeline.remove_items(gone)
+            added, deleted = registry.apply(pipeline, stored)
             for other in variants:  # experiment arms see the same catalogue
-                if live:
-                    other.add_items(ids, fields)
-                other.remove_items(gone)
+                registry.apply(other, stored)
         svc.metrics.items.set(pipeline.n_items)
         return ItemsResponse(
             added=added,

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 from lmrec.artifacts import Artifact, load_artifact
 from lmrec.errors import LmrecError
@@ -33,9 +38,12 @@ class ModelRegistry:
         store: StateStore,
         encoder: Encoder | None = None,
         trusted_classes: Sequence[str] = (),
+        encoder_identity: str | None = None,
     ):
         self.store = store
         self.encoder = encoder
+        #: Names the encoder's vectors; stored vectors of another (or no) name are re-made.
+        self.encoder_identity = encoder_identity
         self.trusted_classes = tuple(trusted_classes)
         self._pipeline: Pipeline | None = None
         self._variants: dict[str, Pipeline] = {}
@@ -78,13 +86,68 @@ class ModelRegistry:
                 f"configured encoder makes {dim} (artefact text model: {artifact.text_model})"
             )
 
-    def _replay(self, pipeline: Pipeline, items: Sequence[StoredItem]) -> None:
+    def with_vectors(self, items: Sequence[StoredItem]) -> list[StoredItem]:
+        """`items` with a text vector each from this encoder (encoding only those without).
+
+        Encoding is slow (MiniLM: milliseconds an item): callers do it before taking
+        `items_lock`, never under it.
+        """
+        if self.encoder is None:
+            return list(items)
+        todo = [
+            i
+            for i, item in enumerate(items)
+            if not item.deleted
+            and (
+                item.vector is None
+                or self.encoder_identity is None
+                or item.encoder != self.encoder_identity
+            )
+        ]
+        if not todo:
+            return list(items)
+        from lmrec.data import Catalog
+
+        frame = Catalog(pd.DataFrame([dict(items[i].fields) for i in todo], index=range(len(todo))))
+        vectors = self.encoder(frame.texts())
+        out = list(items)
+        for row, i in enumerate(todo):
+            out[i] = dataclasses.replace(
+                items[i], vector=vectors[row], encoder=self.encoder_identity
+            )
+        return out
+
+    @staticmethod
+    def apply(pipeline: Pipeline, items: Sequence[StoredItem]) -> tuple[int, int]:
+        """Apply item changes (upserts with their vectors, deletions) to one pipeline.
+
+        Returns how many items are new and how many active ones were deleted.
+        """
         live = [i for i in items if not i.deleted]
+        added = 0
         if live:
-            pipeline.add_items([i.item_id for i in live], [i.fields for i in live])
+            vectors = None
+            if pipeline.has_vectors and all(i.vector is not None for i in live):
+                vectors = np.vstack([np.asarray(i.vector, np.float32) for i in live])
+            added = pipeline.add_items([i.item_id for i in live], [i.fields for i in live], vectors)
         gone = [i.item_id for i in items if i.deleted]
-        if gone:
-            pipeline.remove_items(gone)
+        return added, pipeline.remove_items(gone) if gone else 0
+
+    @contextmanager
+    def _replayed(self, pipeline: Pipeline) -> Iterator[None]:
+        """Bring a pipeline that is not serving yet up to date with the online items; the
+        body runs under `items_lock` with it current (so no upsert is missed by the swap).
+
+        The bulk (every change so far, encoded if its vector is missing) is applied
+        without the lock, so upserts are not blocked meanwhile; under the lock only the
+        changes made since remain, and those carry their vectors already.
+        """
+        snapshot = self.with_vectors(self.store.items())
+        self.apply(pipeline, snapshot)
+        seen = max((i.seq for i in snapshot), default=0)
+        with self.items_lock:
+            self.apply(pipeline, self.with_vectors(self.store.items(after=seen)))
+            yield
 
     def _build(self, path: str | Path) -> tuple[Pipeline, Artifact]:
         """Load, check and warm an artefact; any failure is an `LmrecError` naming the path.
@@ -111,8 +174,7 @@ class ModelRegistry:
         """Load, validate and warm the artefact at `path`, then make it the serving one."""
         with self._load_lock:
             pipeline, artifact = self._build(path)
-            with self.items_lock:
-                self._replay(pipeline, self.store.items())
+            with self._replayed(pipeline):
                 self._pipeline = pipeline
                 self.text_model = artifact.text_model
             _settle_heap()
@@ -124,8 +186,7 @@ class ModelRegistry:
             if model_path in self._variants:
                 return self._variants[model_path]
             pipeline, _ = self._build(model_path)
-            with self.items_lock:
-                self._replay(pipeline, self.store.items())
+            with self._replayed(pipeline):
                 self._variants[model_path] = pipeline
             _settle_heap()
             return pipeline

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from lmrec.data.events import EventPolicy
 from lmrec.experiments.design import Experiment, Exposure
 
@@ -98,11 +100,19 @@ class Erasure:
 
 @dataclass(frozen=True)
 class StoredItem:
-    """An item added or changed online (catalogue fields) or deleted."""
+    """An item added or changed online (catalogue fields) or deleted.
+
+    `vector`: its text vector, made by the encoder named `encoder`, kept so that a
+    restart or a model swap does not encode every online item again; `seq`: the
+    store's order of changes (set when read back).
+    """
 
     item_id: str
     fields: dict[str, Any]
     deleted: bool
+    vector: np.ndarray | None = None
+    encoder: str | None = None
+    seq: int = 0
 
 
 class StateStore(Protocol):
@@ -124,8 +134,8 @@ class StateStore(Protocol):
         """Record online item upserts and deletions durably."""
         ...
 
-    def items(self) -> list[StoredItem]:
-        """All online item changes, oldest first (replayed onto a freshly loaded model)."""
+    def items(self, after: int = 0) -> list[StoredItem]:
+        """Online item changes after change `after`, oldest first (replayed onto a loaded model)."""
         ...
 
     def put_experiment(self, experiment: Experiment) -> None:
@@ -165,7 +175,9 @@ CREATE TABLE IF NOT EXISTS items (
     item_id    TEXT PRIMARY KEY,
     fields     TEXT NOT NULL,
     deleted    INTEGER NOT NULL DEFAULT 0,
-    seq        INTEGER NOT NULL
+    seq        INTEGER NOT NULL,
+    vector     BLOB,
+    encoder    TEXT
 );
 CREATE TABLE IF NOT EXISTS erased_users (
     user_hash  TEXT PRIMARY KEY
@@ -256,9 +268,14 @@ class SQLiteStateStore:
         conn.execute("PRAGMA secure_delete=ON")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.executescript(_SCHEMA)
-        columns = {r[1] for r in conn.execute("PRAGMA table_info(events)")}
-        if "request_id" not in columns:  # a state file from before experiments
-            conn.execute("ALTER TABLE events ADD COLUMN request_id TEXT")
+        # Columns added since the first state files; older files gain them on open.
+        for table, column, kind in (
+            ("events", "request_id", "TEXT"),
+            ("items", "vector", "BLOB"),
+            ("items", "encoder", "TEXT"),
+        ):
+            if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         row = conn.execute("SELECT value FROM meta WHERE key='salt'").fetchone()
         if row is None:
             self._salt = secrets.token_hex(16)
@@ -437,18 +454,39 @@ class SQLiteStateStore:
         with self.transaction() as conn:
             for item in items:
                 self._seq += 1
+                vector = None if item.vector is None else np.asarray(item.vector, "<f4").tobytes()
                 conn.execute(
-                    "INSERT INTO items VALUES (?,?,?,?) ON CONFLICT(item_id) DO UPDATE SET "
-                    "fields=excluded.fields, deleted=excluded.deleted, seq=excluded.seq",
-                    (item.item_id, json.dumps(item.fields), int(item.deleted), self._seq),
+                    "INSERT INTO items VALUES (?,?,?,?,?,?) ON CONFLICT(item_id) DO UPDATE SET "
+                    "fields=excluded.fields, deleted=excluded.deleted, seq=excluded.seq, "
+                    "vector=excluded.vector, encoder=excluded.encoder",
+                    (
+                        item.item_id,
+                        json.dumps(item.fields, allow_nan=False),
+                        int(item.deleted),
+                        self._seq,
+                        vector,
+                        item.encoder,
+                    ),
                 )
 
-    def items(self) -> list[StoredItem]:
+    def items(self, after: int = 0) -> list[StoredItem]:
         with self._lock:
             rows = self.conn.execute(
-                "SELECT item_id, fields, deleted FROM items ORDER BY seq"
+                "SELECT item_id, fields, deleted, vector, encoder, seq FROM items "
+                "WHERE seq > ? ORDER BY seq",
+                (after,),
             ).fetchall()
-        return [StoredItem(r[0], json.loads(r[1]), bool(r[2])) for r in rows]
+        return [
+            StoredItem(
+                r[0],
+                json.loads(r[1]),
+                bool(r[2]),
+                None if r[3] is None else np.frombuffer(r[3], "<f4"),
+                r[4],
+                r[5],
+            )
+            for r in rows
+        ]
 
     # -- experiments ---------------------------------------------------------------
 
