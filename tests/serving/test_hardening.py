@@ -455,3 +455,49 @@ def test_swaps_and_restarts_reuse_stored_vectors_and_never_block_upserts(
             "/v1/items/similar", params={"item_id": "online-3", "k": 3}, headers=auth(keys["read"])
         )
         assert r.status_code == 200 and len(r.json()["items"]) == 3
+
+
+# -- 8. erasure reaches the model -----------------------------------------------------------
+
+
+def test_erasure_reaches_the_loaded_model_and_the_next_training(
+    settings: Settings, keys: dict[str, str], artifact_dir: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from lmrec.cli import app
+    from lmrec.data.loaders import load_dataset
+
+    with TestClient(create_app(settings, encoder=ENCODER)) as client:
+        services = client.app.state.services  # type: ignore[attr-defined]
+        pipeline = services.registry.pipeline
+        assert len(pipeline.histories.get("u1")) == 4
+        r = client.request(
+            "DELETE", "/v1/users", json={"user_id": "u1"}, headers=auth(keys["delete"])
+        )
+        assert r.status_code == 200
+        assert len(pipeline.histories.get("u1")) == 0  # gone from memory, not just hidden
+        # A swap to another version does not bring the artefact's copy back.
+        v2 = tmp_path / "v2"
+        shutil.copytree(artifact_dir, v2)
+        client.post("/v1/admin/models", json={"path": str(v2)}, headers=auth(keys["admin"]))
+        assert len(services.registry.pipeline.histories.get("u1")) == 0
+    # The next training from the same data leaves the user out, id and all.
+    data = tmp_path / "log.csv"
+    pd.DataFrame(
+        [
+            {"user_id": f"u{u}", "item_id": f"s{j}", "timestamp": u * 10 + j}
+            for u in range(4)
+            for j in range(3)
+        ]
+    ).to_csv(data, index=False)
+    out = tmp_path / "retrained"
+    result = CliRunner().invoke(
+        app,
+        ["train", "--dataset", str(data), "--out", str(out), "--forget-erased", str(settings.db)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "left out 1 users" in result.output
+    users = json.loads((out / "users.json").read_text())
+    assert "u1" not in users and {"u0", "u2", "u3"} <= set(users)
+    assert load_dataset(str(data)).n_users == 4  # the log itself is the operator's to clean

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -80,6 +81,29 @@ class Dataset:
             f"Dataset({self.name!r}: {self.n_users} users, {self.n_items} items, "
             f"{len(self.interactions)} interactions)"
         )
+
+    def without_users(self, user_ids: Iterable[str]) -> Dataset:
+        """This dataset with these users and all their interactions gone (ids too)."""
+        drop = {u for u in (self.users.get(i) for i in user_ids) if u >= 0}
+        if not drop:
+            return self
+        keep_users = np.array([u for u in range(self.n_users) if u not in drop], dtype=np.int64)
+        remap = np.full(self.n_users, -1, dtype=np.int64)
+        remap[keep_users] = np.arange(len(keep_users))
+        log = self.interactions
+        rows = remap[log.users] >= 0
+        kept = Interactions.build(
+            remap[log.users[rows]],
+            log.items[rows],
+            len(keep_users),
+            log.n_items,
+            timestamps=log.timestamps[rows],
+            weights=log.weights[rows],
+            events=log.events[rows],
+        )
+        users = Vocabulary(self.users.id(int(u)) for u in keep_users)
+        note = f"left out {len(drop)} erased users"
+        return replace(self, interactions=kept, users=users, notes=[*self.notes, note])
 
     def summary(self) -> dict[str, object]:
         """Headline counts for reports."""

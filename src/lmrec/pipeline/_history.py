@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,19 @@ class UserHistories:
         if u < 0:
             return np.zeros(0, dtype=np.int64)
         return self.items[self.indptr[u] : self.indptr[u + 1]].astype(np.int64)
+
+    def without(self, user_ids: Iterable[str]) -> UserHistories:
+        """These histories with the given users' items removed (they become users with none)."""
+        rows = [u for u in (self.users.get(i) for i in user_ids) if u >= 0]
+        if not rows:
+            return self
+        lengths = np.diff(self.indptr)
+        keep = np.ones(len(self.items), dtype=bool)
+        for u in rows:
+            keep[self.indptr[u] : self.indptr[u + 1]] = False
+            lengths[u] = 0
+        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return UserHistories(self.users, indptr, self.items[keep])
 
     def item_counts(self, n_items: int) -> np.ndarray:
         """Interactions per item over every history (float32): cold-start popularity."""

@@ -181,6 +181,11 @@ class Pipeline:
 
     # -- queries -----------------------------------------------------------------------
 
+    def forget_users(self, user_ids: Sequence[str]) -> None:
+        """Drop these users' histories from the pipeline (erasure): they are served as new users."""
+        with self._lock:
+            self.histories = self.histories.without(user_ids)
+
     def known_user(self, user_id: str) -> bool:
         """Whether the pipeline holds a history for this user."""
         return user_id in self.histories

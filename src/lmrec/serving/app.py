@@ -512,6 +512,7 @@ def create_app(
     def erase_user(body: EraseRequest, svc: Services) -> EraseResponse:
         """Erase a user's events and state everywhere (the model's copy is no longer served)."""
         done = svc.store.erase_user(body.user_id)
+        svc.registry.forget_user(body.user_id)  # the artefact's copy, in memory
         # The store's keyed hash: without the secret salt in the state file, a list of
         # candidate ids cannot be matched against the log.
         log.info("erased user %s (%d events)", svc.store.hash_id(body.user_id)[:12], done.events)

@@ -50,6 +50,14 @@ def train_command(
             "recorded in the artefact, which the server then applies to live events.",
         ),
     ] = None,
+    forget_erased: Annotated[
+        Path | None,
+        typer.Option(
+            "--forget-erased",
+            help="A server's state file: users erased there (DELETE /v1/users) are left out of "
+            "the training data and the artefact, ids included.",
+        ),
+    ] = None,
 ) -> None:
     """Fit a strategy on a whole dataset and write a versioned model artefact."""
     from lmrec.artifacts import train_artifact
@@ -65,6 +73,18 @@ def train_command(
         raise ConfigError("--params must be a JSON object")
     policy = EventPolicy.parse(event_weights, min_rating)
     data = load_dataset(dataset, data_dir, CleaningOptions(event_policy=policy))
+    if forget_erased is not None:
+        from lmrec.serving.store import SQLiteStateStore
+
+        if not forget_erased.is_file():
+            raise ConfigError(f"--forget-erased: no state file at {forget_erased}")
+        store = SQLiteStateStore(forget_erased).open()
+        try:
+            erased = store.erased_among(data.users.to_list())
+        finally:
+            store.close()
+        data = data.without_users(erased)
+        typer.echo(f"left out {len(erased)} users erased in {forget_erased}")
     vectors = identity = None
     if text_vectors:
         from lmrec.serving.encoders import MINILM_IDENTITY, minilm_encoder

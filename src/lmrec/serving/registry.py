@@ -147,7 +147,15 @@ class ModelRegistry:
         seen = max((i.seq for i in snapshot), default=0)
         with self.items_lock:
             self.apply(pipeline, self.with_vectors(self.store.items(after=seen)))
+            # Users erased since the artefact was trained are not served from its copy.
+            pipeline.forget_users(self.store.erased_among(pipeline.histories.users.to_list()))
             yield
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop an erased user's history from every loaded pipeline."""
+        with self.items_lock:
+            for pipeline in self.pipelines():
+                pipeline.forget_users([user_id])
 
     def _build(self, path: str | Path) -> tuple[Pipeline, Artifact]:
         """Load, check and warm an artefact; any failure is an `LmrecError` naming the path.

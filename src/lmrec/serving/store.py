@@ -130,6 +130,10 @@ class StateStore(Protocol):
         """Delete every trace of a user (events, state, exposures); says what was done."""
         ...
 
+    def erased_among(self, user_ids: Sequence[str]) -> list[str]:
+        """Which of these users asked to be erased."""
+        ...
+
     def put_items(self, items: Sequence[StoredItem]) -> None:
         """Record online item upserts and deletions durably."""
         ...
@@ -487,6 +491,14 @@ class SQLiteStateStore:
             )
             for r in rows
         ]
+
+    def erased_among(self, user_ids: Sequence[str]) -> list[str]:
+        """Which of these users asked to be erased (their tombstones are salted hashes)."""
+        with self.snapshot() as conn:
+            erased = {r[0] for r in conn.execute("SELECT user_hash FROM erased_users")}
+        if not erased:
+            return []
+        return [u for u in user_ids if self.hash_id(u) in erased]
 
     # -- experiments ---------------------------------------------------------------
 
