@@ -123,3 +123,25 @@ def test_too_little_data_is_said_not_crashed() -> None:
     assert "error" in _ctr(report)["plain"] and _ctr(report)["timeline"] == []
     empty = experiment_report(_exp(), [], [], now=2.0)
     assert empty["srm"] is None and empty["exposures_total"] == 0
+
+
+def test_reading_later_never_raises_the_always_valid_p() -> None:
+    """An early, strong difference drowned by later null traffic stays found (fixed looks)."""
+    rng = np.random.default_rng(3)
+    shown, events = [], []
+    n = 0
+    for day, units, p_a, p_b in [(0, 300, 0.2, 0.6), *[(d, 30, 0.3, 0.3) for d in range(1, 131)]]:
+        for _ in range(units):
+            n += 1
+            variant = "ab"[n % 2]
+            t = day * DAY + 60.0 + n % 600
+            shown.append(Exposure(f"r{n}", "e", variant, f"u{n}", t, ("i1",)))
+            if rng.random() < (p_a if variant == "a" else p_b):
+                events.append(Event(f"c{n}", f"u{n}", "i1", "click", t + 1.0))
+            elif rng.random() < 0.5:  # some variance in every arm
+                events.append(Event(f"v{n}", f"u{n}", "i1", "view", t + 1.0))
+    exp = _exp().model_copy(update={"secondary_metrics": []})
+    reads = [experiment_report(exp, shown, events, now=d * DAY) for d in (2, 10, 125, 131)]
+    ps = [_ctr(r)["always_valid_p"] for r in reads]
+    assert ps[0] < 0.05 and all(b <= a for a, b in itertools.pairwise(ps)), ps
+    assert all(_ctr(r)["significant"] for r in reads)

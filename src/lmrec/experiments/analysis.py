@@ -12,8 +12,8 @@ not requests):
 
 CUPED's covariate is the same quantity over the 28 days before the experiment
 started. Every look at the data gives an always-valid p-value; the report keeps
-their running minimum over a timeline of looks (one a day, or 20 for a short
-experiment), so it may be read at any time. Interleaving reports the preference
+their running minimum over a fixed timeline of looks (hourly for three days,
+then daily), so it may be read at any time. Interleaving reports the preference
 test on clicks credited to each team.
 """
 
@@ -36,6 +36,7 @@ __all__ = ["PRE_PERIOD_S", "UnitTable", "attribute", "experiment_report"]
 #: How far before the start CUPED's covariates look.
 PRE_PERIOD_S = 28 * 86_400.0
 _DAY = 86_400.0
+_HOUR = 3_600.0
 _KINDS = ("click", "purchase")
 
 
@@ -223,11 +224,17 @@ def _attempt(compute: Callable[[], stats.Comparison]) -> dict[str, Any]:
 
 
 def _looks(start: float, end: float) -> list[float]:
-    """When the report is read: every day for a long experiment, else 20 even steps."""
-    if end - start >= 3 * _DAY:
-        days = np.arange(start + _DAY, end, _DAY)
-        return [*days[-119:].tolist(), end]
-    return np.linspace(start, end, 21)[1:].tolist()
+    """When the data is looked at: every hour for the first 3 days, then every day, and `end`.
+
+    The grid depends on the start only, so a later read looks at every point an
+    earlier read did (plus newer ones) and the running minimum of the always-valid
+    p-value can only fall from one read to the next (except against the previous
+    read's own last look, the partial hour or day it was made in).
+    """
+    hours = start + _HOUR * np.arange(1, 72 + 1)
+    days = start + _DAY * np.arange(4, max(4, int((end - start) // _DAY) + 1))
+    grid = np.concatenate([hours, days])
+    return [*grid[grid < end].tolist(), end]
 
 
 def experiment_report(
