@@ -6,7 +6,6 @@ the encoder are opened in the lifespan, so tests build as many apps as they like
 
 from __future__ import annotations
 
-import asyncio
 import datetime as _dt
 import logging
 import time
@@ -49,7 +48,7 @@ from lmrec.serving.deps import (
 )
 from lmrec.serving.encoders import HashingEncoder
 from lmrec.serving.experiment_routes import router as experiment_router
-from lmrec.serving.experiments import ExperimentBook, ExposureWriter
+from lmrec.serving.experiments import DiskSync, ExperimentBook
 from lmrec.serving.registry import ModelRegistry
 from lmrec.serving.schemas import (
     MAX_K,
@@ -256,14 +255,14 @@ def create_app(
             raise
         metrics.model.labels(pipeline.version).set(1)
         metrics.items.set(pipeline.n_items)
-        exposures = ExposureWriter(store).start()
+        disk_sync = DiskSync(store).start()
         app.state.services = ServiceState(
-            settings, store, registry, metrics, experiments, exposures, CapacityLimiter(1)
+            settings, store, registry, metrics, experiments, disk_sync, CapacityLimiter(1)
         )
         try:
             yield
         finally:
-            exposures.close()
+            disk_sync.close()
             store.close()
 
     metrics = Metrics()
@@ -377,15 +376,6 @@ def create_app(
         # loop, so health checks, events and other requests are answered meanwhile.
         # Ranking inline was measured too: under load it starves the events route.
         served, request_id = await run_sync(_recommend, body, svc, limiter=svc.ranking_threads)
-        if served.exposures:
-            # An experiment's list is answered only once it is in the exposure log.
-            try:
-                await asyncio.wrap_future(svc.exposures.submit(served.exposures))
-            except Exception as exc:
-                log.error("exposure log write failed: %s", exc)
-                raise ApiError(
-                    503, "unavailable", "the experiment's exposure log could not be written; retry"
-                ) from None
         assigned = [
             AssignmentOut(experiment_id=x.experiment_id, variant=x.variant)
             for x in served.exposures
@@ -432,6 +422,8 @@ def create_app(
             request_id=request_id,
             now=now,
         )
+        # An experiment's list is answered only once it is in the exposure log.
+        svc.store.add_exposures(served.exposures)
         return served, request_id
 
     # -- items ----------------------------------------------------------------------

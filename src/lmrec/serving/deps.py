@@ -17,7 +17,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from lmrec.serving.auth import ApiKey, authenticate
-from lmrec.serving.experiments import ExperimentBook, ExposureWriter
+from lmrec.serving.experiments import DiskSync, ExperimentBook
 from lmrec.serving.registry import ModelRegistry
 from lmrec.serving.settings import Settings
 from lmrec.serving.store import SQLiteStateStore
@@ -97,7 +97,7 @@ class ServiceState:
     registry: ModelRegistry
     metrics: Metrics
     experiments: ExperimentBook
-    exposures: ExposureWriter
+    disk_sync: DiskSync
     #: The thread heavy requests rank in (one: several would only fight for the GIL).
     ranking_threads: CapacityLimiter
 

@@ -262,6 +262,7 @@ class SQLiteStateStore:
         self._salt = ""
         self._seq = 0
         self._identity: tuple[int, int] | None = None
+        self._unsynced = False  # commits made without an fsync since the last `flush`
 
     def open(self) -> SQLiteStateStore:
         """Open (creating if needed) the database; returns `self`."""
@@ -558,7 +559,7 @@ class SQLiteStateStore:
         ]
         # Committed without waiting for the disk (`synchronous=NORMAL` in WAL mode): the
         # commit is in the OS's page cache when this returns, so a killed server loses
-        # nothing acknowledged; `flush` (the exposure writer calls it within a second)
+        # nothing acknowledged; `flush` (the server's `DiskSync` calls it every second)
         # or the next event batch's full fsync makes it safe against a power cut too.
         # An fsync per served list was most of an experiment's cost per request.
         with self._lock:
@@ -566,6 +567,7 @@ class SQLiteStateStore:
             try:
                 with self.transaction() as conn:
                     conn.executemany("INSERT OR IGNORE INTO exposures VALUES (?,?,?,?,?,?,?)", rows)
+                self._unsynced = True
             finally:
                 self.conn.execute("PRAGMA synchronous=FULL")
 
@@ -573,6 +575,9 @@ class SQLiteStateStore:
         """Force commits made without waiting for the disk (exposures) onto it."""
         wal = Path(f"{self.path}-wal")
         with self._lock:
+            if not self._unsynced:
+                return
+            self._unsynced = False
             if wal.exists():
                 fd = os.open(wal, os.O_RDONLY)
                 try:
