@@ -129,3 +129,20 @@ def test_train_says_what_a_tuning_strategy_held_out(tmp_path: Path):
     held = json.loads((out / "manifest.json").read_text())["validation"]
     assert held["n_users"] == 500
     assert f"tuned on its own validation: {held['protocol']}, 500 users" in proc.stdout
+
+
+def test_usage_errors_are_one_message_not_a_traceback() -> None:
+    import subprocess
+    import sys
+
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "lmrec.cli", *args], capture_output=True, text=True, timeout=60
+        )
+        for args in (["serve"], [])
+    ]
+    for run in runs:
+        assert run.returncode == 2, run.stderr
+        assert "Traceback" not in run.stderr + run.stdout
+    assert "Missing option '--model-dir'" in runs[0].stderr
+    assert "Usage" in runs[1].stdout + runs[1].stderr  # no command: the help

@@ -467,16 +467,12 @@ def main() -> None:
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         sys.exit(code or 0)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        raise
-
+    except typer.Abort:
+        sys.exit(130)
+    except typer.TyperException as exc:  # usage errors: a missing option, no command
+        # Typer bundles its own click; its usage errors derive from TyperException.
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(exc.exit_code)  # type: ignore[attr-defined]
 
 if __name__ == "__main__":
     main()
