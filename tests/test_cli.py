@@ -146,3 +146,20 @@ def test_usage_errors_are_one_message_not_a_traceback() -> None:
         assert "Traceback" not in run.stderr + run.stdout
     assert "Missing option '--model-dir'" in runs[0].stderr
     assert "Usage" in runs[1].stdout + runs[1].stderr  # no command: the help
+
+
+def test_models_lists_the_strategies_and_one_strategys_parameters() -> None:
+    from typer.testing import CliRunner
+
+    from lmrec.cli import app
+    from lmrec.models.names import STRATEGIES
+
+    runner = CliRunner()
+    listed = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    assert all(name in listed.output for name in STRATEGIES)
+    ease = runner.invoke(app, ["models", "ease"], env={"COLUMNS": "200"})
+    assert ease.exit_code == 0 and "reg" in ease.output and "50.0" in ease.output
+    assert "> 0.0" in ease.output and "L2 penalty" in ease.output
+    unknown = runner.invoke(app, ["models", "nope"])
+    assert unknown.exit_code != 0 and "known: pop" in str(unknown.exception)

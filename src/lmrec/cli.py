@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -292,6 +293,65 @@ def datasets(data_dir: DataDir = None) -> None:
     stdout.print(table)
 
 
+def _constraint(meta: object) -> str:
+    """A field constraint (annotated_types' Ge, Gt, Le, Lt, MinLen, ...) as text."""
+    symbols = {
+        "ge": ">=",
+        "gt": ">",
+        "le": "<=",
+        "lt": "<",
+        "min_length": "len >=",
+        "max_length": "len <=",
+    }
+    for attr, symbol in symbols.items():
+        value = getattr(meta, attr, None)
+        if value is not None:
+            return f"{symbol} {value}"
+    return ""
+
+
+@app.command()
+def models(
+    name: Annotated[
+        str | None, typer.Argument(help="A strategy's short name: show its parameters.")
+    ] = None,
+) -> None:
+    """List the strategies (one line each), or one strategy's parameters: type, default, range.
+
+    Set parameters as `--param NAME.KEY=VALUE` in `lmrec evaluate` (or JSON in
+    `lmrec train --params`). Example: lmrec models ease
+    """
+    from lmrec.models.names import STRATEGIES, resolve_strategy
+
+    if name is None:
+        table = Table(title="strategies (lmrec models NAME shows one's parameters)")
+        table.add_column("name")
+        table.add_column("what it is")
+        for short in STRATEGIES:
+            doc = (resolve_strategy(short).__doc__ or "").strip().splitlines()
+            table.add_row(short, doc[0] if doc else "")
+        stdout.print(table)
+        return
+    cls = resolve_strategy(name)
+    config = cls.Config
+    table = Table(title=f"{name}: {cls.__module__}:{cls.__qualname__}")
+    for column in ("parameter", "type", "default", "range"):
+        table.add_column(column)
+    for key, field in config.model_fields.items():
+        kind = getattr(field.annotation, "__name__", None) or str(field.annotation)
+        default = (
+            "(required)"
+            if field.is_required()
+            else repr(field.get_default(call_default_factory=True))
+        )
+        limits = ", ".join(c for c in (_constraint(m) for m in field.metadata) if c)
+        table.add_row(key, kind.replace("typing.", ""), default, limits)
+    stdout.print(table)
+    if config.__doc__:
+        for paragraph in inspect.cleandoc(config.__doc__).split("\n\n"):
+            stdout.print(" ".join(paragraph.split()), highlight=False)
+
+
 @app.command()
 def demo(
     data_dir: DataDir = None,
@@ -473,6 +533,7 @@ def main() -> None:
         # Typer bundles its own click; its usage errors derive from TyperException.
         exc.show()  # type: ignore[attr-defined]
         sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+
 
 if __name__ == "__main__":
     main()
