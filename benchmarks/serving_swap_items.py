@@ -27,7 +27,20 @@ import httpx
 
 from _serving_common import cached_artifact, load_arguments, serve, wait_ready
 
-_WORDS = ["space", "love", "comet", "rose", "garden", "rocket", "letter", "dawn", "galaxy", "wedding", "moon", "kiss"]
+_WORDS = [
+    "space",
+    "love",
+    "comet",
+    "rose",
+    "garden",
+    "rocket",
+    "letter",
+    "dawn",
+    "galaxy",
+    "wedding",
+    "moon",
+    "kiss",
+]
 
 
 def _item(n: int) -> dict[str, Any]:
