@@ -163,3 +163,20 @@ def test_models_lists_the_strategies_and_one_strategys_parameters() -> None:
     assert "> 0.0" in ease.output and "L2 penalty" in ease.output
     unknown = runner.invoke(app, ["models", "nope"])
     assert unknown.exit_code != 0 and "known: pop" in str(unknown.exception)
+
+
+def test_train_takes_parameters_in_either_form(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from typer.testing import CliRunner
+
+    from lmrec.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "a"
+    args = ["train", "--dataset", "sample", "--model", "ease", "--out", str(out)]
+    done = runner.invoke(app, [*args, "--params", '{"reg": 7}', "--param", "ease.reg=123"])
+    assert done.exit_code == 0, done.output
+    assert json.loads((out / "model" / "model.json").read_text())["config"]["reg"] == 123
+    bad = runner.invoke(app, [*args[:-1], str(tmp_path / "b"), "--param", "regg=1"])
+    assert bad.exit_code != 0 and "valid: reg" in str(bad.exception)

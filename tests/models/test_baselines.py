@@ -62,3 +62,17 @@ def test_names_resolve_and_unknown_lists_known():
 
     with pytest.raises(ConfigError, match="known: pop"):
         resolve_strategy("eaes")
+
+
+def test_an_unknown_parameter_names_the_valid_ones() -> None:
+    import pytest
+
+    from lmrec.errors import ConfigError
+    from lmrec.models import EASE
+
+    with pytest.raises(
+        ConfigError, match=r"unknown parameter regg; valid: reg \(see `lmrec models`\)"
+    ):
+        EASE({"regg": 5})
+    with pytest.raises(ConfigError, match="reg: Input should be greater than 0"):
+        EASE({"reg": -1})

@@ -200,7 +200,14 @@ class Recommender(ABC):
         try:
             self.config = self.Config(**data)
         except ValidationError as exc:
-            raise ConfigError(f"{type(self).__name__} config: {first_problem(exc)}") from None
+            unknown = sorted(set(data) - set(self.Config.model_fields))
+            hint = (
+                f"unknown parameter {', '.join(unknown)}; valid: "
+                f"{', '.join(self.Config.model_fields) or '(none)'} (see `lmrec models`)"
+                if unknown
+                else first_problem(exc)
+            )
+            raise ConfigError(f"{type(self).__name__} config: {hint}") from None
         self.n_items = 0
         self._fitted = False
 

@@ -29,6 +29,14 @@ def train_command(
     params: Annotated[
         str, typer.Option("--params", help="Hyperparameters as JSON, e.g. '{\"reg\": 250}'.")
     ] = "{}",
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="One hyperparameter as KEY=VALUE (or MODEL.KEY=VALUE, as in `lmrec evaluate`); "
+            "repeatable, applied over --params. `lmrec models NAME` lists them.",
+        ),
+    ] = None,
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="Where datasets live.")
     ] = None,
@@ -71,6 +79,16 @@ def train_command(
         raise ConfigError(f"--params is not valid JSON ({exc.msg})") from None
     if not isinstance(hyper, dict):
         raise ConfigError("--params must be a JSON object")
+    from lmrec.evaluation.runner import coerce
+
+    for item in param or []:
+        key, eq, value = item.partition("=")
+        prefix, dot, rest = key.strip().partition(".")
+        if dot and prefix == model:
+            key = rest
+        if not eq or not key.strip():
+            raise ConfigError(f"--param {item!r}: expected KEY=VALUE, e.g. reg=500")
+        hyper[key.strip()] = coerce(value.strip())
     policy = EventPolicy.parse(event_weights, min_rating)
     data = load_dataset(dataset, data_dir, CleaningOptions(event_policy=policy))
     if forget_erased is not None:
