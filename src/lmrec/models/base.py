@@ -201,10 +201,11 @@ class Recommender(ABC):
             self.config = self.Config(**data)
         except ValidationError as exc:
             unknown = sorted(set(data) - set(self.Config.model_fields))
+            extra = exc.errors()[0]["type"] == "extra_forbidden"  # not a config's own message
             hint = (
                 f"unknown parameter {', '.join(unknown)}; valid: "
                 f"{', '.join(self.Config.model_fields) or '(none)'} (see `lmrec models`)"
-                if unknown
+                if unknown and extra
                 else first_problem(exc)
             )
             raise ConfigError(f"{type(self).__name__} config: {hint}") from None
