@@ -142,8 +142,8 @@ class StateStore(Protocol):
         """Online item changes after change `after`, oldest first (replayed onto a loaded model)."""
         ...
 
-    def put_experiment(self, experiment: Experiment) -> None:
-        """Store an experiment definition durably."""
+    def change_experiment(self, change: Callable[[list[Experiment]], Experiment]) -> Experiment:
+        """Store `change(stored definitions)` durably, reading and writing as one transaction."""
         ...
 
     def experiments(self) -> list[Experiment]:
@@ -503,12 +503,10 @@ class SQLiteStateStore:
 
     # -- experiments ---------------------------------------------------------------
 
-    def put_experiment(self, experiment: Experiment) -> None:
-        """Store (create or replace) an experiment definition; every worker sees it next request."""
-        self.change_experiment(lambda _stored: experiment)
-
     def change_experiment(self, change: Callable[[list[Experiment]], Experiment]) -> Experiment:
         """Store `change(stored experiments)` in one write transaction; returns it.
+
+        Every worker sees the stored definition from its next request.
 
         Reading the definitions, deciding (an id check, a bucket allocation) and writing
         happen under one lock on the file, so two processes creating experiments at once
