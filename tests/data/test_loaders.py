@@ -418,7 +418,10 @@ def test_tabular_bad_rows_name_the_line(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"log\.csv, line 5: rating 'great' is not a number"):
         load_dataset(path)
     path.write_text("user_id,item_id,timestamp\na,1,2024-01-01\nb,2,soon\nc\n")
-    with pytest.raises(DataError, match=r"log\.csv, line 4: empty item id"):
+    with pytest.raises(DataError, match=r"log\.csv, line 3: timestamp 'soon'"):
+        load_dataset(path)  # the first bad line in the file, whichever check finds it
+    path.write_text("user_id,item_id,timestamp\na,1,2024-01-01\nb,,2024-01-02\nc\n")
+    with pytest.raises(DataError, match=r"log\.csv, line 3: empty item id"):
         load_dataset(path)
     path.write_text("user_id,item_id,timestamp\na,1,2024-01-01\nb,2,soon\n")
     with pytest.raises(

@@ -53,6 +53,13 @@ class CleaningOptions:
         return replace(self, min_rating=policy.min_rating, event_policy=policy)
 
 
+def _policy_step(policy: EventPolicy) -> str:
+    """The event policy as a cleaning step's name: what it drops."""
+    if policy.min_rating is not None:
+        return f"the event policy (min_rating={policy.min_rating:g})"
+    return "the event policy (negative and zero-weight events dropped)"
+
+
 @dataclass(eq=False)
 class Dataset:
     """Interactions plus the catalogue, with external ids mapped to indexes.
@@ -148,15 +155,25 @@ class Dataset:
             frame["timestamp"] = np.arange(len(frame), dtype=np.float64)
         notes: list[str] = []
         before = len(frame)
+        if frame.empty:
+            raise DataError(f"dataset {name!r} has no interactions")
         frame["event"] = event_types(frame)  # checked before any row is dropped
+        steps = []  # (what, rows left) of each step that ran, for the message when none are
         frame = positive_events(frame, cleaning.event_policy)
+        steps.append((_policy_step(cleaning.event_policy), len(frame)))
         if cleaning.dedupe:
             frame = deduplicate(frame, keep=cleaning.dedupe)
-        frame = k_core(frame, cleaning.user_k, cleaning.item_k)
+            steps.append((f"dedupe={cleaning.dedupe}", len(frame)))
+        if cleaning.user_k > 1 or cleaning.item_k > 1:
+            frame = k_core(frame, cleaning.user_k, cleaning.item_k)
+            steps.append((f"k-core (users {cleaning.user_k}, items {cleaning.item_k})", len(frame)))
         if len(frame) != before:
             notes.append(f"cleaning kept {len(frame):,} of {before:,} interactions")
         if frame.empty:
-            raise DataError(f"dataset {name!r} has no interactions left after cleaning")
+            kept = "; ".join(f"{n:,} after {what}" for what, n in steps)
+            raise DataError(
+                f"dataset {name!r} has no interactions left after cleaning: {before:,} read; {kept}"
+            )
 
         users = Vocabulary(pd.unique(frame["user"]))
         items = Vocabulary(pd.unique(frame["item"]))

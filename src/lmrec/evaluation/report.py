@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_report"]
+__all__ = ["STYLE", "write_report"]
 
 
 def _figure_png(fig: Any) -> str:
@@ -65,20 +65,38 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
+def _ci(ci: Any) -> str:
+    """A 95% interval under its value, on a line of its own so columns stay narrow."""
+    return f' <small class="ci">[{ci[0]:.4f}, {ci[1]:.4f}]</small>'
+
+
+def _head(name: str) -> str:
+    """A column name that may break after `_` and before `@` (long metric names)."""
+    return html.escape(name).replace("_", "_<wbr>").replace("@", "<wbr>@")
+
+
+def _wrapped(head: list[str], rows: list[list[str]]) -> str:
+    """A table in a container that scrolls sideways when the screen is narrower than it."""
+    header = "".join(f"<th>{h}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return (
+        f'<div class="table-wrap"><table><thead><tr>{header}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
+
+
 def _table(doc: dict[str, Any], columns: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["model", *columns])
     rows = []
     for name, row in doc["results"].items():
-        cells = [f"<td>{html.escape(name)}</td>"]
+        cells = [html.escape(name)]
         for c in columns:
-            v = row.get(c)
             ci = row.get("ci95", {}).get(c)
-            text = _fmt(v) if c in row else ""
+            text = _fmt(row.get(c)) if c in row else ""
             if ci and None not in ci:
-                text += f" <small>[{ci[0]:.4f}, {ci[1]:.4f}]</small>"
-            cells.append(f"<td>{text}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+                text += _ci(ci)
+            cells.append(text)
+        rows.append(cells)
+    return _wrapped(["model", *(_head(c) for c in columns)], rows)
 
 
 def _segments_table(doc: dict[str, Any]) -> str:
@@ -87,15 +105,14 @@ def _segments_table(doc: dict[str, Any]) -> str:
         for s in row.get("segments", {}):
             if s not in segs:
                 segs.append(s)
-    head = "".join(f"<th>{html.escape(s)} ndcg@10 (n)</th>" for s in segs)
     rows = []
     for name, row in doc["results"].items():
-        cells = [f"<td>{html.escape(name)}</td>"]
+        cells = [html.escape(name)]
         for s in segs:
             v = row.get("segments", {}).get(s, {})
-            cells.append(f"<td>{_fmt(v.get('ndcg@10'))} ({int(v.get('n_users', 0))})</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><tr><th>model</th>{head}</tr>{''.join(rows)}</table>"
+            cells.append(f"{_fmt(v.get('ndcg@10'))} ({int(v.get('n_users', 0))})")
+        rows.append(cells)
+    return _wrapped(["model", *(f"{_head(s)} ndcg@10 (n)" for s in segs)], rows)
 
 
 def _accuracy_diversity_curve(doc: dict[str, Any], k: int) -> str | None:
@@ -163,7 +180,6 @@ def _interest_table(doc: dict[str, Any]) -> str:
             for m in values:
                 if m not in metrics and m != "n_users" and not m.endswith("_ci95"):
                     metrics.append(m)
-    head = "".join(f"<th>{html.escape(m)}</th>" for m in ["segment", "users", "model", *metrics])
     rows = []
     for seg, per_model in segments.items():
         for name in models:
@@ -176,14 +192,47 @@ def _interest_table(doc: dict[str, Any]) -> str:
                 text = "" if val is None else f"{val:.4f}"
                 ci = v.get(f"{m}_ci95")
                 if ci:
-                    text += f" <small>[{ci[0]:.4f}, {ci[1]:.4f}]</small>"
+                    text += _ci(ci)
                 cells.append(text)
-            rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+            rows.append(cells)
+    head = ["segment", "users", "model", *(_head(m) for m in metrics)]
     return (
         "<h2>Per-interest breakdown</h2><p>Users grouped by how many interests (text-space "
-        "clusters) their history spans.</p>"
-        f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+        f"clusters) their history spans.</p>{_wrapped(head, rows)}"
     )
+
+
+#: Laid out for a laptop screen (a 1,280 px window) and for print: the page is at most
+#: 1,200 px wide, the accuracy table is one table a cutoff (8 columns), intervals sit under
+#: their values, and a table wider than the screen scrolls inside its own box (with the
+#: model column held in place) instead of widening the page. Print lays every table out
+#: in full on landscape pages, without the scroll boxes.
+STYLE = """
+*{box-sizing:border-box}
+body{font-family:system-ui,sans-serif;line-height:1.4;margin:1.5rem auto;padding:0 1rem;max-width:1200px}
+h3{margin:1rem 0 0.25rem;font-size:1rem}
+.table-wrap{max-width:100%;overflow-x:auto;margin:0.25rem 0 1.25rem}
+table{border-collapse:collapse;font-variant-numeric:tabular-nums;font-size:0.9rem}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;vertical-align:top}
+td{white-space:nowrap}
+th{background:#f3f3f3;font-weight:600;min-width:5.5em}
+td:first-child,th:first-child{text-align:left;position:sticky;left:0;background:#fff;
+  white-space:normal;min-width:6em;max-width:16em;overflow-wrap:anywhere}
+th:first-child{background:#f3f3f3}
+small.ci{display:block;color:#555;font-size:0.78em}
+.plots{display:flex;flex-wrap:wrap;gap:0.5rem;align-items:flex-start}
+.plots img{max-width:100%;height:auto}
+@media print{
+  @page{size:A4 landscape;margin:12mm}
+  body{max-width:none;margin:0;padding:0;font-size:10pt}
+  .table-wrap{overflow:visible}
+  table{font-size:8pt}
+  td,th{padding:1px 4px}
+  td:first-child,th:first-child{position:static}
+  tr,img{break-inside:avoid}
+  h2,h3{break-after:avoid}
+}
+"""
 
 
 def write_report(doc: dict[str, Any], path: str | Path) -> Path:
@@ -192,9 +241,13 @@ def write_report(doc: dict[str, Any], path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     ks = doc.get("ks", [10])
     k = min(ks)
-    accuracy = [
-        f"{m}@{kk}" for kk in ks for m in ("ndcg", "recall", "hr", "mrr", "precision", "map", "f1")
-    ]
+    accuracy = "".join(
+        f"<h3>@{kk}</h3>"
+        + _table(
+            doc, [f"{m}@{kk}" for m in ("ndcg", "recall", "hr", "mrr", "precision", "map", "f1")]
+        )
+        for kk in ks
+    )
     beyond = [
         f"{m}@{k}"
         for m in ("coverage", "diversity", "novelty", "avg_popularity", "long_tail_share", "gini")
@@ -211,21 +264,22 @@ def write_report(doc: dict[str, Any], path: str | Path) -> Path:
     curve = _accuracy_diversity_curve(doc, k)
     if curve is not None:
         plots.append(curve)
-    imgs = "".join(f'<img src="data:image/png;base64,{p}">' for p in plots)
+    imgs = "".join(f'<img src="data:image/png;base64,{p}" alt="plot">' for p in plots)
     title = f"lmrec — {doc['dataset']} ({doc['protocol']})"
-    body = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}img{{margin:0.5em}}</style></head>
+    body = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>{STYLE}</style></head>
 <body><h1>{html.escape(title)}</h1>
 <p>{doc["n_users"]:,} users, {doc["n_items"]:,} items, {doc.get("n_interactions", 0):,} interactions;
 {doc.get("n_test_users", 0):,} test users; full ranking over all items, each user's input items removed
 (no sampled negatives). Intervals are 95% percentile bootstrap over users. Run {html.escape(str(doc.get("date", "")))}.</p>
-<h2>Accuracy</h2>{_table(doc, accuracy)}
+<h2>Accuracy</h2>{accuracy}
 <h2>Beyond accuracy</h2>{_table(doc, beyond + timing)}
 <h2>Segments</h2><p>Tail items: targets outside the top 20% of items by training popularity.
 Short history: users with at most 5 input interactions.</p>{_segments_table(doc)}
 {_interest_table(doc)}
-<h2>Plots</h2>{imgs}
+<h2>Plots</h2><div class="plots">{imgs}</div>
 </body></html>"""
-    path.write_text(body)
+    path.write_text(body, encoding="utf-8")
     return path

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
+from lmrec.cli_data import DataDir
 from lmrec.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -95,9 +96,7 @@ def simulate_command(
             help="Also measure each strategy's leave-one-out NDCG@10 (one more fit each) to hold against the truth's.",
         ),
     ] = True,
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="Folder holding datasets.")
-    ] = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Simulate users fitted from the log meeting each strategy's served pipeline; write JSON/HTML.
 
@@ -106,7 +105,8 @@ def simulate_command(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from lmrec.cli import _load, _text_vectors
+    from lmrec.cli import _text_vectors
+    from lmrec.cli_data import load_for_cli
     from lmrec.evaluation.runner import RERANK, parse_params
     from lmrec.simulation.config import SimulationConfig
     from lmrec.simulation.report import write_report
@@ -138,7 +138,7 @@ def simulate_command(
     reference = reference or specs[0].label
     if reference not in {s.label for s in specs}:
         raise ConfigError(f"--reference {reference!r} is not among the strategies")
-    ds = _load(dataset, data_dir)
+    ds = load_for_cli(dataset, data_dir)
     has_text = any(ds.catalog.title(i) for i in range(min(ds.n_items, 50)))
     vectors = _text_vectors(ds) if has_text else None
     ndcg = None

@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,17 +21,26 @@ import pandas as pd
 from lmrec.errors import DataError
 
 __all__ = [
+    "CsvRecord",
+    "csv_records",
+    "field_count_problem",
     "parse_token_list",
+    "quoted_list",
     "read_delimited",
     "read_text",
     "require_file",
+    "unquote",
     "year_from_title",
 ]
 
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
 # One quoted token of a Python-style list: 'Beauty' or "Women's" (backslash escapes allowed).
-_QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"")
+_QUOTED_TOKEN = r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\""
+_QUOTED = re.compile(_QUOTED_TOKEN)
+# A whole cell that is such a list: quoted tokens separated by commas, nothing else.
+_QUOTED_LIST = re.compile(rf"(?:{_QUOTED_TOKEN})(?:\s*,\s*(?:{_QUOTED_TOKEN}))*\s*,?")
 _ESCAPE = re.compile(r"\\(.)")
+_SEP_NAMES = {"\t": "tab", ",": "comma", "|": "'|'", "::": "'::'"}
 
 
 def require_file(path: Path, what: str) -> Path:
@@ -64,19 +75,35 @@ def parse_token_list(value: object) -> list[str]:
 
     RecBole separates tokens with spaces; some files (Amazon_Beauty.item) instead
     hold a Python-style list without brackets, like `'Beauty', "Women's"`, whose
-    tokens may contain spaces and commas. Both forms are understood.
+    tokens may contain spaces and commas. Both forms are understood; a cell is read
+    as the quoted form only when the whole cell is one (`"artsy" gritty` is two
+    space-separated tokens, the first in quotes).
     """
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return []
     if not isinstance(value, str):
         return [str(v).strip() for v in value if str(v).strip()]  # type: ignore[attr-defined]
-    text = value.strip()
-    if not text:
-        return []
-    if text[0] in "'\"":
-        tokens = [_ESCAPE.sub(r"\1", a or b) for a, b in _QUOTED.findall(text)]
-        return [t.strip() for t in tokens if t.strip()]
-    return text.split()
+    quoted = quoted_list(value)
+    if quoted is not None:
+        return quoted
+    return [unquote(t) for t in value.split() if unquote(t)]
+
+
+def quoted_list(text: str) -> list[str] | None:
+    """The tokens of a cell that is wholly a quoted list (`'a', "b c"`), else None."""
+    text = text.strip()
+    if not text or text[0] not in "'\"" or _QUOTED_LIST.fullmatch(text) is None:
+        return None
+    tokens = [_ESCAPE.sub(r"\1", a or b) for a, b in _QUOTED.findall(text)]
+    return [t.strip() for t in tokens if t.strip()]
+
+
+def unquote(token: str) -> str:
+    """A token without surrounding whitespace and one pair of matching quotes."""
+    token = token.strip()
+    if len(token) >= 2 and token[0] == token[-1] and token[0] in "'\"":
+        token = token[1:-1].strip()
+    return token
 
 
 def _check_line(
@@ -109,7 +136,7 @@ def locate_bad_line(
     allow_empty: bool = False,
 ) -> tuple[int, str] | None:
     """The first bad line (1-based) and why, by a plain line-by-line pass."""
-    sep_name = {"\t": "tab", ",": "comma", "|": "'|'", "::": "'::'"}.get(sep, repr(sep))
+    sep_name = _SEP_NAMES.get(sep, repr(sep))
     if quoted:
         reader = csv.reader(io.StringIO(text), delimiter=sep)
         rows = ((reader.line_num, fields) for fields in reader)
@@ -194,3 +221,66 @@ def read_delimited(
 def _line_from_pandas_message(message: str) -> int | None:
     match = re.search(r"line (\d+)", message)
     return int(match.group(1)) if match else None
+
+
+@dataclass(frozen=True)
+class CsvRecord:
+    """One CSV record: the 1-based lines it starts and ends on, its fields, and whether
+    its lines hold an odd number of quote characters (a quote opened and never closed)."""
+
+    start: int
+    end: int
+    fields: list[str]
+    unclosed: bool
+
+
+def csv_records(path: Path, sep: str, encoding: str = "utf-8") -> Generator[CsvRecord, None, None]:
+    """The non-blank records of a CSV file with their line numbers, as pandas counts rows.
+
+    Only for locating a problem after a fast read failed: it walks the file in Python.
+    """
+    raw: list[str] = []
+
+    def lines(handle: Iterable[str]) -> Iterator[str]:
+        for line in handle:
+            raw.append(line)
+            yield line
+
+    limit = csv.field_size_limit()
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # an unclosed quote makes one huge field
+    try:
+        with open(path, newline="", encoding=encoding, errors="replace") as handle:
+            reader = csv.reader(lines(handle), delimiter=sep)
+            start = 1
+            for fields in reader:
+                end = reader.line_num
+                if fields:
+                    unclosed = sum(line.count('"') for line in raw) % 2 == 1
+                    yield CsvRecord(start, end, fields, unclosed)
+                raw.clear()
+                start = end + 1
+    finally:
+        csv.field_size_limit(limit)
+
+
+def field_count_problem(record: CsvRecord, names: Sequence[str], sep: str) -> str | None:
+    """Why `record` does not have one field per name (None when it does), saying where
+    a quote that swallowed the following lines was opened."""
+    if len(record.fields) == len(names):
+        return None
+    sep_name = _SEP_NAMES.get(sep, repr(sep))
+    problem = (
+        f"expected {len(names)} {sep_name}-separated fields ({', '.join(map(str, names))}), "
+        f"found {len(record.fields)}"
+    )
+    if record.end > record.start and record.unclosed:
+        return (
+            f'a quote (") opened on this line is never closed, so the {record.end - record.start} '
+            f"lines after it read as part of one field; {problem}"
+        )
+    if record.end > record.start:
+        return (
+            f'{problem}: a quote (") opened on this line is only closed on line {record.end} '
+            "(an unbalanced quote?)"
+        )
+    return problem

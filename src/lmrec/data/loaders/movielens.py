@@ -23,17 +23,33 @@ ML100K_GENRES: tuple[str, ...] = (
 WIKI_SUMMARIES_DIR = "ml-100k-wiki-summaries"
 _RATING_COLUMNS = ("user", "item", "rating", "timestamp")
 _NO_GENRE = "(no genres listed)"
+# The header of ratings.csv in every MovieLens CSV release (ml-latest, ml-20m, ml-25m, ml-32m).
+_CSV_HEADER = "userId,movieId,rating,timestamp"
 
 
 def movielens_layout(folder: Path) -> str | None:
-    """ "100k", "dat" or "csv" for a folder in one of the MovieLens layouts, else None."""
+    """ "100k", "dat" or "csv" for a folder in one of the MovieLens layouts, else None.
+
+    The CSV layout is ratings.csv (with MovieLens' header) next to movies.csv.
+    """
     if (folder / "u.data").is_file():
         return "100k"
     if (folder / "ratings.dat").is_file():
         return "dat"
-    if (folder / "ratings.csv").is_file() and (folder / "movies.csv").is_file():
+    ratings = folder / "ratings.csv"
+    if (
+        ratings.is_file()
+        and (folder / "movies.csv").is_file()
+        and _has_header(ratings, _CSV_HEADER)
+    ):
         return "csv"
     return None
+
+
+def _has_header(path: Path, header: str) -> bool:
+    """Whether the file's first line is `header` (another table named ratings.csv is not)."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return handle.readline().strip().lstrip("\ufeff") == header
 
 
 def load_movielens(

@@ -19,13 +19,15 @@ from lmrec.data.loaders.movielens import load_movielens, movielens_layout
 from lmrec.data.loaders.recbole import load_recbole
 from lmrec.data.loaders.sample import load_sample
 from lmrec.data.loaders.tabular import TABULAR_SUFFIXES, load_tabular
-from lmrec.errors import DataError, LmrecError
+from lmrec.errors import ConfigError, DataError, LmrecError
 
 __all__ = [
     "DATA_DIR_ENV",
     "KNOWN_DATASETS",
+    "LOADERS",
     "KnownDataset",
     "detect_format",
+    "explain_format",
     "known_datasets",
     "load_dataset",
     "resolve_dataset",
@@ -92,36 +94,54 @@ def known_datasets() -> dict[str, str]:
     return {name: d.description for name, d in KNOWN_DATASETS.items()}
 
 
+#: The loaders `load_dataset(loader=...)` (and `--loader`) force, named as `detect_format`
+#: names formats, with how a message calls what each reads.
+LOADERS: dict[str, str] = {
+    "movielens": "MovieLens",
+    "amazon-p5": "Amazon (P5 layout)",
+    "recbole": "RecBole atomic files",
+    "tabular": "a CSV/Parquet table",
+}
+
+
 def detect_format(path: str | Path) -> str:
     """The format of a dataset folder or file.
 
     One of "movielens", "amazon-p5", "recbole" or "tabular"; raises `DataError`
     saying which files were expected when none fits.
     """
+    return explain_format(path)[0]
+
+
+def explain_format(path: str | Path) -> tuple[str, str]:
+    """The format `detect_format` finds and why, e.g. ("movielens", "found u.data in DIR")."""
     path = Path(path)
     if path.is_dir():
-        if movielens_layout(path):
-            return "movielens"
+        layout = movielens_layout(path)
+        if layout is not None:
+            files = {"100k": "u.data", "dat": "ratings.dat", "csv": "ratings.csv and movies.csv"}
+            return "movielens", f"found {files[layout]} in {path}"
         if is_p5_folder(path):
-            return "amazon-p5"
-        if any(path.glob("*.inter")):
-            return "recbole"
+            return "amazon-p5", f"found sequential_data.txt in {path}"
+        inter = sorted(path.glob("*.inter"))
+        if inter:
+            return "recbole", f"found {inter[0].name} in {path}"
         raise DataError(
             f"cannot tell the format of the folder {path}: expected u.data (ml-100k), ratings.dat "
             "(ml-1m), ratings.csv + movies.csv (ml-latest), sequential_data.txt (Amazon, P5) "
             "or a RecBole *.inter file; for a CSV/Parquet file pass the file itself"
         )
     if path.is_file():
-        if path.name in ("u.data", "ratings.dat") or (
-            path.name == "ratings.csv" and movielens_layout(path.parent) == "csv"
-        ):
-            return "movielens"
+        if path.name in ("u.data", "ratings.dat"):
+            return "movielens", f"the file is named {path.name}"
+        if path.name == "ratings.csv" and movielens_layout(path.parent) == "csv":
+            return "movielens", f"found ratings.csv and movies.csv in {path.parent}"
         if path.name == "sequential_data.txt":
-            return "amazon-p5"
+            return "amazon-p5", "the file is named sequential_data.txt"
         if path.suffix == ".inter":
-            return "recbole"
+            return "recbole", "the file ends in .inter"
         if path.suffix.lower() in TABULAR_SUFFIXES:
-            return "tabular"
+            return "tabular", f"the file ends in {path.suffix.lower()}"
         raise DataError(
             f"cannot tell the format of {path}: use a dataset folder, a RecBole .inter file "
             f"or a table ({', '.join(TABULAR_SUFFIXES)})"
@@ -196,22 +216,31 @@ def load_dataset(
     columns: Mapping[str, str] | None = None,
     catalog: str | Path | None = None,
     catalog_columns: Mapping[str, str] | None = None,
+    loader: str | None = None,
     download: bool = True,
     base_url: str | None = None,
 ) -> Dataset:
     """Load a dataset by known name (see `known_datasets`) or from a path.
 
-    A path to a folder or file is loaded in the format `detect_format` finds.
-    `columns` maps interaction columns for tables and RecBole files; `catalog`
-    and `catalog_columns` give a table's item catalogue. `download` allows
-    fetching verified MovieLens archives (from `base_url` when given).
+    A path to a folder or file is loaded in the format `detect_format` finds, and the
+    dataset's first note says which and why ("read as MovieLens: found u.data in DIR;
+    ..."); `loader` (one of `LOADERS`) forces a format instead. `columns` maps
+    interaction columns for tables and RecBole files; `catalog` and `catalog_columns`
+    give a table's item catalogue. `download` allows fetching verified MovieLens
+    archives (from `base_url` when given).
     """
+    if loader is not None and loader not in LOADERS:
+        raise ConfigError(f"unknown loader {loader!r}; choose one of {', '.join(LOADERS)}")
     text = str(name_or_path)
     if isinstance(name_or_path, str) and text in KNOWN_DATASETS:
         if text == "sample":
+            if loader is not None or columns is not None or catalog is not None:
+                raise LmrecError(
+                    "the sample dataset is generated: it takes no loader, columns or catalogue"
+                )
             return load_sample(cleaning=cleaning)
         folder = resolve_dataset(text, data_dir, download=download, base_url=base_url)
-        return _load_path(folder, cleaning, text, columns, catalog, catalog_columns)
+        return _load_path(folder, cleaning, text, columns, catalog, catalog_columns, loader)
     path = Path(name_or_path)
     if not path.exists():
         if isinstance(name_or_path, str) and os.sep not in text and not path.suffix:
@@ -220,7 +249,7 @@ def load_dataset(
                 "and no such file or folder"
             )
         raise DataError(f"no such file or folder: {path}")
-    return _load_path(path, cleaning, None, columns, catalog, catalog_columns)
+    return _load_path(path, cleaning, None, columns, catalog, catalog_columns, loader)
 
 
 def _load_path(
@@ -230,19 +259,59 @@ def _load_path(
     columns: Mapping[str, str] | None,
     catalog: str | Path | None,
     catalog_columns: Mapping[str, str] | None,
+    loader: str | None = None,
 ) -> Dataset:
-    kind = detect_format(path)
+    if loader is None:
+        kind, why = explain_format(path)
+        others = ", ".join(k for k in LOADERS if k != kind)
+        read_as = f"read as {LOADERS[kind]}: {why}; force another with --loader NAME ({others})"
+    else:
+        kind, read_as = loader, ""
+    try:
+        data = _read(path, kind, cleaning, name, columns, catalog, catalog_columns, read_as)
+    except DataError as exc:
+        if not read_as or kind == "tabular":  # a table is one by its name ending
+            raise
+        # A file the detected loader cannot read: say which loader that was, and why.
+        error = DataError(f"{exc} ({read_as})")
+        error.path, error.line = exc.path, exc.line
+        raise error from None
+    if read_as:
+        data.notes.insert(0, read_as)
+    return data
+
+
+def _read(
+    path: Path,
+    kind: str,
+    cleaning: CleaningOptions | None,
+    name: str | None,
+    columns: Mapping[str, str] | None,
+    catalog: str | Path | None,
+    catalog_columns: Mapping[str, str] | None,
+    read_as: str,
+) -> Dataset:
+    where = f" ({read_as})" if read_as else ""
     if kind == "tabular":
+        if path.is_dir():
+            tables = sorted(f.name for f in path.iterdir() if f.suffix.lower() in TABULAR_SUFFIXES)
+            found = f" (it holds {', '.join(tables[:5])})" if tables else ""
+            raise LmrecError(
+                f"the tabular loader reads one CSV/Parquet file, not the folder {path}{found}; "
+                "pass the file itself"
+            )
         return load_tabular(path, columns, catalog, catalog_columns, cleaning, name)
     if catalog is not None or catalog_columns is not None:
         raise LmrecError(
-            f"a separate catalogue is only read with a CSV/Parquet interaction file, not {kind} data"
+            "a separate catalogue (and its column mapping) is only read with a CSV/Parquet "
+            f"interaction file, not {LOADERS[kind]} data{where}"
         )
     if kind == "recbole":
         return load_recbole(path, cleaning, name, columns)
     if columns is not None:
         raise LmrecError(
-            f"a column mapping only applies to CSV/Parquet or RecBole data, not {kind} data"
+            "a column mapping only applies to CSV/Parquet or RecBole data, "
+            f"not {LOADERS[kind]} data{where}"
         )
     folder = path if path.is_dir() else path.parent
     return _LOADERS[kind](folder, cleaning, name)
