@@ -12,6 +12,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from lmrec.cli_data import (
+    CatalogFile,
+    Columns,
+    DataDir,
+    Dedupe,
+    ItemColumns,
+    KCore,
+    Loader,
+    MinRating,
+    load_for_cli,
+)
 from lmrec.errors import LmrecError
 
 app = typer.Typer(
@@ -29,33 +40,6 @@ app = typer.Typer(
 console = Console(stderr=True)
 stdout = Console()
 
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Folder holding datasets (default: $LMREC_DATA_DIR, then the user cache).",
-    ),
-]
-
-
-def _load(
-    dataset: str, data_dir: Path | None, min_rating: float | None = None, k_core: int = 1
-) -> Any:
-    from lmrec.data.dataset import CleaningOptions
-    from lmrec.data.loaders import load_dataset
-
-    cleaning = None
-    if min_rating is not None or k_core > 1:
-        cleaning = CleaningOptions(min_rating=min_rating, user_k=k_core, item_k=k_core)
-    with console.status(f"loading {dataset} ..."):
-        ds = load_dataset(dataset, data_dir=data_dir, cleaning=cleaning)
-    console.print(
-        f"[bold]{ds.name}[/]: {ds.n_users:,} users, {ds.n_items:,} items, {len(ds.interactions):,} interactions"
-    )
-    for note in ds.notes:
-        console.print(f"  {note}")
-    return ds
-
 
 def _leaderboard(doc: dict[str, Any], k: int = 10) -> Table:
     table = Table(
@@ -66,7 +50,8 @@ def _leaderboard(doc: dict[str, Any], k: int = 10) -> Table:
         table.add_column(col, justify="right")
     table.add_column("fit s", justify="right")
     table.add_column("eval s", justify="right")
-    rows = sorted(doc["results"].items(), key=lambda kv: -kv[1].get(f"ndcg@{k}", 0.0))
+    # A metric is None when nothing was measured (no test users): such rows sort last.
+    rows = sorted(doc["results"].items(), key=lambda kv: -(kv[1].get(f"ndcg@{k}") or 0.0))
     for name, row in rows:
         cells = []
         for col in (f"ndcg@{k}", f"recall@{k}", f"hr@{k}", f"mrr@{k}", f"coverage@{k}"):
@@ -92,11 +77,21 @@ def _run(
     text_backend: str = "torch",
     always_text: bool = False,
     refit: bool = True,
+    config: Any = None,
 ) -> Any:
+    """`config` (a `TrialConfig`, from `--config`) gives its model's parameters, the
+    re-ranking knobs and the text fields; `params` (`--param`) go over it."""
     from lmrec.evaluation import EvalOptions, ModelSpec, parse_params, run_experiment
     from lmrec.evaluation.runner import RERANK, pipeline_config
 
-    by_model = parse_params(params)
+    by_model: dict[str, dict[str, Any]] = {}
+    text_fields = None
+    if config is not None:
+        by_model = {config.model: dict(config.params), RERANK: dict(config.rerank)}
+        text_fields = config.text.get("fields")
+        text_backend = config.text.get("backend", text_backend)
+    for name, values in parse_params(params).items():
+        by_model.setdefault(name, {}).update(values)
     unknown = set(by_model) - set(model_names) - {RERANK}
     if unknown:
         raise LmrecError(
@@ -107,7 +102,7 @@ def _run(
     specs = [ModelSpec.parse(name, by_model.get(name)) for name in model_names]
     item_vectors = None
     if always_text or any(spec.cls.uses_text for spec in specs):
-        item_vectors = _text_vectors(dataset, text_model, text_backend)
+        item_vectors = _text_vectors(dataset, text_model, text_backend, text_fields)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -145,12 +140,21 @@ def _run(
         )
 
 
-def _text_vectors(dataset: Any, text_model: str | None = None, backend: str = "torch") -> Any:
-    """Item text vectors through the on-disk cache (only new or changed texts are encoded)."""
-    from lmrec.text import EmbeddingCache, encode_catalog, make_encoder
+def _text_vectors(
+    dataset: Any,
+    text_model: str | None = None,
+    backend: str = "torch",
+    fields: list[str] | None = None,
+) -> Any:
+    """Item text vectors through the on-disk cache (only new or changed texts are encoded);
+    `fields` the catalogue fields read (default: every text field)."""
+    from lmrec.text import EmbeddingCache, ItemTextConfig, encode_catalog, make_encoder
 
     encoder = make_encoder(model=text_model, backend=backend)
-    vectors, stats = encode_catalog(dataset.catalog, encoder, EmbeddingCache(), show_progress=True)
+    text = ItemTextConfig(fields=tuple(fields)) if fields else None
+    vectors, stats = encode_catalog(
+        dataset.catalog, encoder, EmbeddingCache(), text, show_progress=True
+    )
     console.print(
         f"item text: {vectors.shape[0]:,} x {vectors.shape[1]} vectors ({stats.n_encoded:,} encoded, "
         f"{stats.n_cached:,} from cache, {stats.seconds:.1f} s); {stats.text.n_fallback:,} items "
@@ -165,11 +169,17 @@ def evaluate(
         str, typer.Option(help="Dataset name (see `lmrec datasets`) or a path to data files.")
     ],
     models: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Comma-separated strategies: pop, random, itemknn, ease, als, bpr, content, lm-adapter, hybrid, multi-interest, sasrec, text-sasrec, fused; or package.module:Class."
+            help="Comma-separated strategies: pop, random, itemknn, ease, als, bpr, content, lm-adapter, hybrid, multi-interest, sasrec, text-sasrec, fused; or package.module:Class. Default pop,itemknn,ease (only the --config model when one is given)."
         ),
-    ] = "pop,itemknn,ease",
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="A config file as `lmrec tune` writes (best.json): its model is evaluated with its parameters, re-ranking knobs and text fields."
+        ),
+    ] = None,
     protocol: Annotated[
         str, typer.Option(help="loo (leave-one-out), temporal, random or cold-items.")
     ] = "loo",
@@ -220,13 +230,14 @@ def evaluate(
             help="Measure intra-list diversity over text vectors (encodes item text) or attribute vectors.",
         ),
     ] = True,
-    min_rating: Annotated[
-        float | None, typer.Option(help="Drop interactions rated below this (implicit feedback).")
-    ] = None,
-    k_core: Annotated[
-        int, typer.Option(help="Keep only users and items with at least this many interactions.")
-    ] = 1,
     data_dir: DataDir = None,
+    columns: Columns = None,
+    catalog: CatalogFile = None,
+    item_columns: ItemColumns = None,
+    min_rating: MinRating = None,
+    k_core: KCore = 1,
+    dedupe: Dedupe = None,
+    loader: Loader = None,
 ) -> None:
     """Evaluate strategies with full ranking; print a leaderboard, write JSON/HTML.
 
@@ -237,14 +248,32 @@ def evaluate(
 
     if protocol not in PROTOCOLS:
         raise LmrecError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
-    names = [m.strip() for m in models.split(",") if m.strip()]
+    tuned = None
+    if config is not None:
+        from lmrec.tuning.protocol import TrialConfig
+
+        tuned = TrialConfig.read(config)
+    default = "pop,itemknn,ease" if tuned is None else ""
+    names = [m.strip() for m in (default if models is None else models).split(",") if m.strip()]
+    if tuned is not None and tuned.model not in names:
+        names.append(tuned.model)
     if not names:
         raise LmrecError("--models is empty; name at least one strategy, e.g. --models pop,ease")
     from lmrec.models.names import resolve_strategy
 
     for name in names:
         resolve_strategy(name)  # fail on a typo before loading data
-    ds = _load(dataset, data_dir, min_rating, k_core)
+    ds = load_for_cli(
+        dataset,
+        data_dir,
+        columns=columns,
+        item_columns=item_columns,
+        min_rating=min_rating,
+        k_core=k_core,
+        dedupe=dedupe,
+        loader=loader,
+        catalog=catalog,
+    )
     has_text = any(ds.catalog.title(i) for i in range(min(ds.n_items, 50)))
     experiment = _run(
         ds,
@@ -258,6 +287,7 @@ def evaluate(
         text_backend=text_backend,
         always_text=text_diversity and has_text,
         refit=refit,
+        config=tuned,
     )
     doc = experiment.to_json()
     stdout.print(_leaderboard(doc, min(doc["ks"])))
@@ -393,7 +423,7 @@ def demo(
             console.print(
                 "ml-100k not found (set LMREC_DATA_DIR); using the generated sample dataset"
             )
-    ds = _load(name, data_dir)
+    ds = load_for_cli(name, data_dir)
     models = ["pop", "itemknn", "ease", "als", "content", "lm-adapter", "hybrid"]
     experiment = _run(ds, "loo", models, [], 0, [10, 20], "pop", always_text=True)
     doc = experiment.to_json()
@@ -506,9 +536,11 @@ def _register_serving() -> None:
     from lmrec.experiments.cli import experiments_app
     from lmrec.serving.cli import keys_command, serve_command, train_command
     from lmrec.simulation.cli import simulate_command
+    from lmrec.tuning.cli import tune_command
 
     app.command("simulate")(simulate_command)
     app.command("train")(train_command)
+    app.command("tune")(tune_command)
     app.command("serve")(serve_command)
     app.command("keys")(keys_command)
     app.add_typer(experiments_app, name="experiments")

@@ -24,6 +24,7 @@ from lmrec.evaluation.significance import bootstrap_ci, paired_test
 from lmrec.models.base import Recommender, TrainingData
 from lmrec.models.names import resolve_strategy
 from lmrec.pipeline import Pipeline, PipelineConfig, UserHistories
+from lmrec.ranking.validation import Validator, full_ranking_ndcg
 
 __all__ = ["Experiment", "ModelSpec", "parse_params", "pipeline_config", "run_experiment"]
 
@@ -217,6 +218,8 @@ def run_experiment(
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
     refit: bool = True,
     pipeline: PipelineConfig | None = None,
+    validator: Validator | None = None,
+    diversity_vectors: np.ndarray | sp.spmatrix | None = None,
 ) -> Experiment:
     """Split `dataset` by `protocol`, fit and evaluate every model, return the results.
 
@@ -226,18 +229,27 @@ def run_experiment(
     validation interactions; those that do (early stopping, tuning) on training only.
     `on_event(kind, info)` receives progress: ("fit", {...}), ("batch", {...}), ("done", {...}).
     Every model ranks through a `Pipeline` (with `pipeline`'s settings), the object
-    an artefact of it would serve.
+    an artefact of it would serve. `validator` replaces how strategies measure
+    themselves on validation (a tuner wraps it to follow learning curves);
+    `diversity_vectors` replaces the vectors intra-list diversity is measured in.
     """
     options = options or EvalOptions()
     started = datetime.now(UTC).isoformat(timespec="seconds")
     the_split = split(dataset.interactions, protocol, seed=seed)
     history = the_split.test_history
     popularity = the_split.train.item_counts
-    diversity_vectors: np.ndarray | sp.spmatrix | None = item_vectors
+    if diversity_vectors is None:
+        diversity_vectors = item_vectors
     if diversity_vectors is None and len(dataset.catalog) == dataset.n_items:
         attrs = dataset.catalog.attribute_vectors()
         diversity_vectors = attrs if attrs.shape[1] > 0 else None
-    data = TrainingData(the_split.train, dataset.catalog, item_vectors, the_split.valid)
+    data = TrainingData(
+        the_split.train,
+        dataset.catalog,
+        item_vectors,
+        the_split.valid,
+        validator or full_ranking_ndcg,
+    )
     results: dict[str, ModelEvaluation] = {}
     emit = on_event or (lambda kind, info: None)
     for spec in specs:

@@ -190,6 +190,9 @@ class Recommender(ABC):
     #: True when `fit` uses `TrainingData.valid` (early stopping, tuning). Evaluation then
     #: trains it on the training split; other strategies are refit on train + validation.
     uses_validation: ClassVar[bool] = False
+    #: True when `fit` calls `TrainingData.validator` once per training epoch (so a tuner
+    #: can read the calls as a learning curve and stop a poor trial early).
+    validates_per_epoch: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig | dict[str, Any] | None = None, **overrides: Any):
         if isinstance(config, ModelConfig):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
@@ -9,6 +11,7 @@ from pydantic import Field
 from lmrec.data.interactions import Histories
 from lmrec.models.base import ModelConfig, Recommender, TrainingData
 from lmrec.models.itemknn import recent_weights
+from lmrec.tuning.space import Tunable
 
 __all__ = ["ContentConfig", "ContentProfile", "profiles"]
 
@@ -18,8 +21,8 @@ class ContentConfig(ModelConfig):
     (0 = plain mean; 0.3 halves the weight about every 2 items); `max_history`: only the
     newest items count."""
 
-    recency: float = Field(0.3, ge=0.0)
-    max_history: int = Field(50, ge=1)
+    recency: Annotated[float, Tunable(0.0, 1.0)] = Field(0.3, ge=0.0)
+    max_history: Annotated[int, Tunable(5, 200, log=True)] = Field(50, ge=1)
 
 
 def profiles(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 import scipy.linalg.lapack
 from pydantic import Field
@@ -15,6 +17,7 @@ from lmrec.models.base import (
     item_item_terms,
     last_occurrence,
 )
+from lmrec.tuning.space import Tunable
 
 __all__ = ["EASE", "EASEConfig"]
 
@@ -24,7 +27,7 @@ class EASEConfig(ModelConfig):
     best of {50, 150, 500, 1500} on Amazon Beauty validation (benchmarks/tune_baselines.py);
     denser data (MovieLens) prefers a few hundred."""
 
-    reg: float = Field(50.0, gt=0.0)
+    reg: Annotated[float, Tunable(1.0, 1e5, log=True)] = Field(50.0, gt=0.0)
 
 
 class EASE(Recommender):

@@ -9,6 +9,8 @@ first time with that history, which is what real-time serving needs.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 import scipy.sparse as sp
 from implicit.cpu import _als
@@ -18,6 +20,7 @@ from threadpoolctl import threadpool_limits
 from lmrec._cpu import usable_cores
 from lmrec.data.interactions import Histories
 from lmrec.models.base import ModelConfig, Recommender, TrainingData
+from lmrec.tuning.space import Tunable
 
 __all__ = ["ALS", "BPR", "ALSConfig", "BPRConfig", "fold_in"]
 
@@ -51,10 +54,10 @@ class ALSConfig(ModelConfig):
     """`embedding_dim` factors, `reg` L2 penalty, `alpha` confidence of an observed
     interaction, `epochs` ALS sweeps, `seed` for the initial factors."""
 
-    embedding_dim: int = Field(128, ge=1)
-    reg: float = Field(0.05, ge=0.0)
-    alpha: float = Field(10.0, gt=0.0)
-    epochs: int = Field(15, ge=1)
+    embedding_dim: Annotated[int, Tunable(16, 512, log=True)] = Field(128, ge=1)
+    reg: Annotated[float, Tunable(1e-3, 10.0, log=True)] = Field(0.05, ge=0.0)
+    alpha: Annotated[float, Tunable(0.5, 50.0, log=True)] = Field(10.0, gt=0.0)
+    epochs: Annotated[int, Tunable(5, 50)] = Field(15, ge=1)
     seed: int = 0
 
 
@@ -102,10 +105,10 @@ class BPRConfig(ModelConfig):
     drawn once at fit time, so the answer is deterministic for a given history.
     """
 
-    embedding_dim: int = Field(128, ge=1)
-    learning_rate: float = Field(0.05, gt=0.0)
-    reg: float = Field(0.01, ge=0.0)
-    epochs: int = Field(300, ge=1)
+    embedding_dim: Annotated[int, Tunable(16, 256, log=True)] = Field(128, ge=1)
+    learning_rate: Annotated[float, Tunable(1e-3, 0.2, log=True)] = Field(0.05, gt=0.0)
+    reg: Annotated[float, Tunable(1e-5, 0.1, log=True)] = Field(0.01, ge=0.0)
+    epochs: Annotated[int, Tunable(50, 600, log=True)] = Field(300, ge=1)
     seed: int = 0
     fold_in_steps: int = Field(10, ge=0)
     fold_in_negatives: int = Field(32, ge=1)

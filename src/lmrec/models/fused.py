@@ -19,7 +19,7 @@ then every other item below all candidates, in the first strategy's order.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,6 +38,7 @@ from lmrec.ranking.fusion import (
 )
 from lmrec.ranking.metrics import accuracy_metrics
 from lmrec.ranking.topk import exclude, top_k
+from lmrec.tuning.space import Tunable
 
 __all__ = ["Fused", "FusedConfig"]
 
@@ -68,12 +69,23 @@ class FusedConfig(ModelConfig):
     caps, boosts) is the pipeline's (`RerankOptions`, `--param rerank.KEY=VALUE`).
     """
 
-    strategies: tuple[str, ...] = ("ease", "itemknn", "content", "multi-interest")
+    strategies: Annotated[
+        tuple[str, ...],
+        Tunable(
+            choices=(
+                ("ease", "itemknn", "content", "multi-interest"),
+                ("ease", "content"),
+                ("ease", "itemknn", "content"),
+                ("ease", "itemknn", "multi-interest"),
+                ("ease", "als", "content", "multi-interest"),
+            )
+        ),
+    ] = ("ease", "itemknn", "content", "multi-interest")
     strategy_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    fusion: Literal["learned", "rrf"] = "learned"
-    depth: int = Field(100, ge=1)
-    rrf_k: float = Field(60.0, gt=0.0)
-    reg: float = Field(1.0, gt=0.0)
+    fusion: Annotated[Literal["learned", "rrf"], Tunable()] = "learned"
+    depth: Annotated[int, Tunable(20, 300, log=True)] = Field(100, ge=1)
+    rrf_k: Annotated[float, Tunable(1.0, 200.0, log=True)] = Field(60.0, gt=0.0)
+    reg: Annotated[float, Tunable(0.01, 100.0, log=True)] = Field(1.0, gt=0.0)
     train_queries: int = Field(5000, ge=1)
     negatives: int = Field(50, ge=1)
     select: bool = True

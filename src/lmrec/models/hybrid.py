@@ -20,7 +20,7 @@ NDCG@10), where "best CF" is the best candidate alone on each measure.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -28,6 +28,7 @@ from pydantic import Field
 from lmrec.data.interactions import Histories
 from lmrec.models.base import ModelConfig, Recommender, TrainingData
 from lmrec.models.names import build_component
+from lmrec.tuning.space import Tunable
 
 __all__ = ["Hybrid", "HybridConfig"]
 
@@ -41,12 +42,18 @@ class HybridConfig(ModelConfig):
     from `WEIGHT_GRID` on validation; `objective` of the pick: "overall" (validation
     NDCG@10) or "balanced" (also the tail-item NDCG@10, see the module docstring)."""
 
-    cf: str = "ease|als|itemknn"
+    cf: Annotated[str, Tunable(choices=("ease|als|itemknn", "ease", "als", "itemknn"))] = (
+        "ease|als|itemknn"
+    )
     cf_params: dict[str, Any] = Field(default_factory=dict)
-    text: str = "lm-adapter|content"
+    text: Annotated[str, Tunable(choices=("lm-adapter|content", "content", "lm-adapter"))] = (
+        "lm-adapter|content"
+    )
     text_params: dict[str, Any] = Field(default_factory=dict)
-    weight: float | Literal["auto"] = "auto"
-    objective: Literal["overall", "balanced"] = "balanced"
+    weight: Annotated[float | Literal["auto"], Tunable(choices=("auto", 0.3, 0.5, 0.7, 0.9))] = (
+        "auto"
+    )
+    objective: Annotated[Literal["overall", "balanced"], Tunable()] = "balanced"
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
@@ -14,6 +16,7 @@ from lmrec.models.base import (
     item_item_terms,
     last_occurrence,
 )
+from lmrec.tuning.space import Tunable
 
 __all__ = ["ItemKNN", "ItemKNNConfig", "history_weights", "recent_weights", "top_k_per_column"]
 
@@ -23,9 +26,9 @@ class ItemKNNConfig(ModelConfig):
     (sim = dot / (|a||b| + shrink)); `recency` > 0 weighs recent history items up
     (weight = exp(-recency * steps_back))."""
 
-    k: int = Field(200, ge=1)
-    shrink: float = Field(50.0, ge=0.0)
-    recency: float = Field(0.0, ge=0.0)
+    k: Annotated[int, Tunable(10, 1000, log=True)] = Field(200, ge=1)
+    shrink: Annotated[float, Tunable(0.0, 200.0)] = Field(50.0, ge=0.0)
+    recency: Annotated[float, Tunable(0.0, 1.0)] = Field(0.0, ge=0.0)
 
 
 def top_k_per_column(m: sp.csr_matrix | sp.csc_matrix, k: int) -> sp.csr_matrix:

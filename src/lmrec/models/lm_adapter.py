@@ -21,7 +21,7 @@ Three choices keep it useful for items it never saw in training:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Literal, cast
 
 import numpy as np
 from pydantic import Field
@@ -30,6 +30,7 @@ from lmrec.data.interactions import Histories, Interactions
 from lmrec.models.base import ModelConfig, Recommender, TrainingData
 from lmrec.models.content import profiles
 from lmrec.models.itemknn import recent_weights
+from lmrec.tuning.space import Tunable
 
 if TYPE_CHECKING:
     import torch
@@ -58,16 +59,18 @@ class LMAdapterConfig(ModelConfig):
     """
 
     residual: bool = True
-    embedding_dim: int = Field(128, ge=2)
+    embedding_dim: Annotated[int, Tunable(choices=(64, 128, 256))] = Field(128, ge=2)
     hidden_dim: int = Field(512, ge=2)
-    input_dropout: float = Field(0.5, ge=0.0, lt=1.0)
-    temperature: float = Field(0.07, gt=0.0)
+    input_dropout: Annotated[float, Tunable(0.0, 0.7)] = Field(0.5, ge=0.0, lt=1.0)
+    temperature: Annotated[float, Tunable(0.02, 0.2, log=True)] = Field(0.07, gt=0.0)
     recency: float = Field(0.0, ge=0.0)
     max_history: int = Field(50, ge=1)
-    text_weight: float | Literal["auto"] = "auto"
+    text_weight: Annotated[float | Literal["auto"], Tunable(choices=("auto", 0.3, 0.5, 0.7))] = (
+        "auto"
+    )
     epochs: int = Field(40, ge=1)
     batch_size: int = Field(512, ge=1)
-    learning_rate: float = Field(3e-4, gt=0.0)
+    learning_rate: Annotated[float, Tunable(1e-4, 3e-3, log=True)] = Field(3e-4, gt=0.0)
     weight_decay: float = Field(1e-6, ge=0.0)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     mask_rate: float = Field(0.3, gt=0.0, lt=1.0)
@@ -128,6 +131,7 @@ class LMAdapter(Recommender):
 
     Config = LMAdapterConfig
     uses_validation = True
+    validates_per_epoch = True
     config: LMAdapterConfig
     uses_text = True
 

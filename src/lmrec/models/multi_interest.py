@@ -31,7 +31,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field
@@ -39,6 +39,7 @@ from pydantic import Field
 from lmrec.data.catalog import Catalog
 from lmrec.data.interactions import Histories, Interactions
 from lmrec.models.base import ModelConfig, Recommender, TrainingData
+from lmrec.tuning.space import Tunable
 
 __all__ = [
     "Interest",
@@ -60,11 +61,11 @@ class MultiInterestConfig(ModelConfig):
     `min_share` the smallest share an interest gets; `recency` and `max_history` weigh
     and cut the history as in `content`; `iterations` of K-means."""
 
-    max_interests: int = Field(4, ge=1)
-    merge: Literal["quota", "max", "weighted"] = "quota"
+    max_interests: Annotated[int, Tunable(1, 8)] = Field(4, ge=1)
+    merge: Annotated[Literal["quota", "max", "weighted"], Tunable()] = "quota"
     quota_depth: int = Field(50, ge=1)
-    min_share: float = Field(0.2, ge=0.0, le=1.0)
-    recency: float = Field(0.05, ge=0.0)
+    min_share: Annotated[float, Tunable(0.0, 0.5)] = Field(0.2, ge=0.0, le=1.0)
+    recency: Annotated[float, Tunable(0.0, 0.5)] = Field(0.05, ge=0.0)
     max_history: int = Field(50, ge=1)
     iterations: int = Field(10, ge=1)
 

@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, cast, get_args
+from typing import Annotated, Any, ClassVar, Literal, cast, get_args
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from lmrec.data.interactions import Histories, Interactions
 from lmrec.errors import LmrecError
 from lmrec.models._sequence import CausalTransformer, training_sequences
 from lmrec.models.base import ModelConfig, Recommender, TrainingData
+from lmrec.tuning.space import Tunable
 
 __all__ = ["SASRec", "SASRecConfig", "TextMode", "TextSASRec", "TextSASRecConfig"]
 
@@ -88,13 +89,13 @@ class SASRecConfig(ModelConfig):
     logits. Each copy costs as much training and scoring time as the first.
     """
 
-    embedding_dim: int = Field(64, ge=2)
-    n_blocks: int = Field(1, ge=1)
+    embedding_dim: Annotated[int, Tunable(choices=(32, 64, 128))] = Field(64, ge=2)
+    n_blocks: Annotated[int, Tunable(1, 3)] = Field(1, ge=1)
     n_heads: int = Field(1, ge=1)
     max_len: int = Field(50, ge=1)
-    dropout: float = Field(0.2, ge=0.0, lt=1.0)
-    learning_rate: float = Field(1e-3, gt=0.0)
-    weight_decay: float = Field(0.0, ge=0.0)
+    dropout: Annotated[float, Tunable(0.0, 0.5)] = Field(0.2, ge=0.0, lt=1.0)
+    learning_rate: Annotated[float, Tunable(1e-4, 1e-2, log=True)] = Field(1e-3, gt=0.0)
+    weight_decay: Annotated[float, Tunable(choices=(0.0, 1e-5, 1e-4))] = Field(0.0, ge=0.0)
     batch_size: int = Field(128, ge=1)
     loss: Literal["full", "sampled"] = "sampled"
     n_negatives: int = Field(256, ge=1)
@@ -123,6 +124,7 @@ class SASRec(Recommender):
 
     Config: ClassVar[type[SASRecConfig]] = SASRecConfig
     uses_validation = True
+    validates_per_epoch = True
     config: SASRecConfig
 
     def _view_modes(self) -> list[str]:

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lmrec.errors import ConfigError, first_problem
+from lmrec.tuning.space import Tunable
 
 __all__ = [
     "MmrPenalty",
@@ -80,16 +81,18 @@ class RerankOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    mmr_lambda: float = Field(default=1.0, ge=0.0, le=1.0)
+    mmr_lambda: Annotated[float, Tunable(0.0, 1.0)] = Field(default=1.0, ge=0.0, le=1.0)
     exposure_field: str = "brand"
-    exposure_cap: int | None = Field(default=None, ge=1)
+    exposure_cap: Annotated[int | None, Tunable(choices=(None, 1, 2, 3, 5))] = Field(
+        default=None, ge=1
+    )
     boosts: dict[str, float] = Field(default_factory=dict)
     negative_penalty: float = Field(default=2.0, ge=0.0)
     negative_threshold: float = Field(default=0.5, ge=-1.0, le=1.0)
-    depth: int = Field(default=100, ge=1)
-    mmr_penalty: MmrPenalty = "max"
-    mmr_relevance: MmrRelevance = "minmax"
-    mmr_space: MmrSpace = "text"
+    depth: Annotated[int, Tunable(20, 300, log=True)] = Field(default=100, ge=1)
+    mmr_penalty: Annotated[MmrPenalty, Tunable()] = "max"
+    mmr_relevance: Annotated[MmrRelevance, Tunable()] = "minmax"
+    mmr_space: Annotated[MmrSpace, Tunable()] = "text"
 
     @field_validator("boosts", mode="before")
     @classmethod

@@ -13,6 +13,17 @@ from typing import Annotated
 
 import typer
 
+from lmrec.cli_data import (
+    CatalogFile,
+    Columns,
+    DataDir,
+    Dedupe,
+    ItemColumns,
+    KCore,
+    Loader,
+    MinRating,
+    load_for_cli,
+)
 from lmrec.errors import ConfigError
 
 __all__ = ["keys_command", "serve_command", "train_command"]
@@ -24,8 +35,19 @@ def train_command(
         Path, typer.Option("--out", "-o", help="New artefact directory (must not exist).")
     ],
     model: Annotated[
-        str, typer.Option("--model", "-m", help="Strategy short name or package.module:Class.")
-    ] = "ease",
+        str | None,
+        typer.Option(
+            "--model", "-m", help="Strategy short name or package.module:Class (default ease)."
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="A config file as `lmrec tune` writes (best.json): model, parameters, "
+            "re-ranking knobs and text fields; --params and --param go over it.",
+        ),
+    ] = None,
     params: Annotated[
         str, typer.Option("--params", help="Hyperparameters as JSON, e.g. '{\"reg\": 250}'.")
     ] = "{}",
@@ -37,19 +59,20 @@ def train_command(
             "repeatable, applied over --params. `lmrec models NAME` lists them.",
         ),
     ] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="Where datasets live.")
-    ] = None,
+    data_dir: DataDir = None,
+    columns: Columns = None,
+    catalog: CatalogFile = None,
+    item_columns: ItemColumns = None,
+    min_rating: MinRating = None,
+    k_core: KCore = 1,
+    dedupe: Dedupe = None,
+    loader: Loader = None,
     text_vectors: Annotated[
         bool,
         typer.Option(
             "--text-vectors/--no-text-vectors", help="Encode item text (MiniLM) into the artefact."
         ),
     ] = False,
-    min_rating: Annotated[
-        float | None,
-        typer.Option("--min-rating", help="Drop ratings below this (also online, when served)."),
-    ] = None,
     event_weights: Annotated[
         str | None,
         typer.Option(
@@ -69,16 +92,23 @@ def train_command(
 ) -> None:
     """Fit a strategy on a whole dataset and write a versioned model artefact."""
     from lmrec.artifacts import train_artifact
-    from lmrec.data.dataset import CleaningOptions
     from lmrec.data.events import EventPolicy
-    from lmrec.data.loaders import load_dataset
+    from lmrec.models.names import resolve_strategy
+    from lmrec.tuning.protocol import TrialConfig
 
+    tuned = TrialConfig.read(config) if config is not None else TrialConfig(model or "ease")
+    if model is not None and model != tuned.model:
+        raise ConfigError(f"--model {model} differs from the model of --config ({tuned.model})")
+    model = tuned.model
     try:
-        hyper = json.loads(params)
+        given = json.loads(params)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--params is not valid JSON ({exc.msg})") from None
-    if not isinstance(hyper, dict):
+    if not isinstance(given, dict):
         raise ConfigError("--params must be a JSON object")
+    hyper = {**tuned.params, **given}
+    # A strategy that reads item text gets its vectors without being asked.
+    text_vectors = text_vectors or resolve_strategy(model).uses_text
     from lmrec.evaluation.runner import coerce
 
     for item in param or []:
@@ -90,7 +120,18 @@ def train_command(
             raise ConfigError(f"--param {item!r}: expected KEY=VALUE, e.g. reg=500")
         hyper[key.strip()] = coerce(value.strip())
     policy = EventPolicy.parse(event_weights, min_rating)
-    data = load_dataset(dataset, data_dir, CleaningOptions(event_policy=policy))
+    data = load_for_cli(
+        dataset,
+        data_dir,
+        columns=columns,
+        item_columns=item_columns,
+        min_rating=min_rating,
+        k_core=k_core,
+        dedupe=dedupe,
+        loader=loader,
+        catalog=catalog,
+        event_policy=policy,
+    )
     if forget_erased is not None:
         from lmrec.serving.store import SQLiteStateStore
 
@@ -107,7 +148,11 @@ def train_command(
     if text_vectors:
         from lmrec.serving.encoders import MINILM_IDENTITY, minilm_encoder
 
-        vectors, identity = minilm_encoder()(data.catalog.texts()), MINILM_IDENTITY
+        fields = tuned.text.get("fields")
+        texts = data.catalog.texts(fields) if fields else data.catalog.texts()
+        vectors, identity = minilm_encoder()(texts), MINILM_IDENTITY
+    from lmrec.evaluation.runner import RERANK, pipeline_config
+
     path = train_artifact(
         data,
         model,
@@ -115,16 +160,17 @@ def train_command(
         hyper,
         item_vectors=vectors,
         text_model_identity=identity,
+        pipeline=pipeline_config({RERANK: tuned.rerank}) if tuned.rerank else None,
         event_policy=policy,
     )
     manifest = json.loads((path / "manifest.json").read_text())
     held = manifest.get("validation")
-    tuned = (
+    held_note = (
         f"; tuned on its own validation: {held['protocol']}, {held['n_users']} users"
         if held
         else ""
     )
-    typer.echo(f"wrote {path} (version {manifest['version']}{tuned})")
+    typer.echo(f"wrote {path} (version {manifest['version']}{held_note})")
 
 
 def serve_command(
