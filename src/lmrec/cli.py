@@ -365,7 +365,10 @@ def models(
     cls = resolve_strategy(name)
     config = cls.Config
     table = Table(title=f"{name}: {cls.__module__}:{cls.__qualname__}")
-    for column in ("parameter", "type", "default", "range"):
+    from lmrec.tuning.space import config_dimensions
+
+    searched = config_dimensions(name, config)
+    for column in ("parameter", "type", "default", "range", "searched by `lmrec tune`"):
         table.add_column(column)
     for key, field in config.model_fields.items():
         kind = getattr(field.annotation, "__name__", None) or str(field.annotation)
@@ -375,7 +378,9 @@ def models(
             else repr(field.get_default(call_default_factory=True))
         )
         limits = ", ".join(c for c in (_constraint(m) for m in field.metadata) if c)
-        table.add_row(key, kind.replace("typing.", ""), default, limits)
+        dim = searched.get(f"{name}.{key}")
+        search = dim.describe().partition(": ")[2].rpartition(" (default")[0] if dim else ""
+        table.add_row(key, kind.replace("typing.", ""), default, limits, search)
     stdout.print(table)
     if config.__doc__:
         for paragraph in inspect.cleandoc(config.__doc__).split("\n\n"):

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
@@ -20,7 +21,7 @@ from lmrec.data.interactions import Histories
 from lmrec.errors import ConfigError, LmrecError
 from lmrec.models.base import ModelConfig, Recommender, TrainingData
 from lmrec.models.ease import EASEConfig
-from lmrec.tuning.outputs import score_on_test
+from lmrec.tuning.outputs import score_on_test, trial_rows
 from lmrec.tuning.protocol import TrialConfig, search_dataset
 from lmrec.tuning.space import Tunable, space_for
 from lmrec.tuning.study import Objective, TuneSetup, finished, journal, run_study
@@ -54,9 +55,11 @@ SEEN: list[str] = []
 
 
 class SpyConfig(ModelConfig):
-    """`k`: how much the taste-group signal counts against popularity."""
+    """`k`: how much the taste-group signal counts against popularity; `sleep` seconds
+    a fit takes (to be killed in)."""
 
     k: Annotated[float, Tunable(0.0, 4.0)] = Field(1.0, ge=0.0)
+    sleep: float = 0.0
 
 
 class Spy(Recommender):
@@ -67,6 +70,7 @@ class Spy(Recommender):
     ids: ClassVar[list[str]] = []
 
     def _fit(self, data: TrainingData) -> None:
+        time.sleep(self.config.sleep)
         SEEN.extend(Spy.ids[i] for i in data.interactions.items)
         if data.valid is not None:
             SEEN.extend(Spy.ids[i] for i in data.valid.items)
@@ -260,6 +264,69 @@ def test_an_objective_that_is_not_measured_names_the_valid_ones(tmp_path: Path) 
     assert [t.state.name for t in trials] == ["FAIL"] * 3
     assert "choose among latency, fit_seconds, " in trials[0].user_attrs["error"]
     assert "ndcg@10" in trials[0].user_attrs["error"]
+
+
+@pytest.mark.slow
+def test_a_study_killed_for_real_resumes_to_the_same_trials(tmp_path: Path) -> None:
+    """kill -9 a process in the middle of a trial, then resume the study from its journal."""
+    fixed = ((f"{SPY}.sleep", 0.4),)
+    whole = run_study(setup_for(synthetic(), fixed=fixed), tmp_path / "whole.journal", "spy", 6)
+    script = (
+        "import sys; sys.path.insert(0, {root!r});"
+        "from pathlib import Path;"
+        "from tests.tuning.test_tuning import setup_for, synthetic;"
+        "from lmrec.tuning.study import run_study;"
+        "run_study(setup_for(synthetic(), fixed={fixed!r}), Path({path!r}), 'spy', 6)"
+    ).format(root=str(Path(__file__).parents[2]), fixed=fixed, path=str(tmp_path / "k.journal"))
+    child = subprocess.Popen([sys.executable, "-c", script])
+    storage = journal(tmp_path / "k.journal")
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.05)
+        try:
+            live = optuna.load_study(study_name="spy", storage=storage)
+        except KeyError:  # not created yet
+            continue
+        states = [t.state.name for t in live.get_trials(deepcopy=False)]
+        if states.count("COMPLETE") >= 3 and states[-1] == "RUNNING":
+            break
+    child.kill()
+    child.wait()
+    assert states.count("COMPLETE") >= 3, "the child never got three trials done"
+    resumed = run_study(setup_for(synthetic(), fixed=fixed), tmp_path / "k.journal", "spy", 6)
+    states = [t.state.name for t in resumed.get_trials(deepcopy=False)]
+    assert states.count("FAIL") == 1 and states.count("COMPLETE") == 6
+    assert trial_history(resumed) == trial_history(whole)
+
+
+@pytest.mark.slow
+def test_epoch_models_report_learning_curves_and_poor_trials_are_pruned(tmp_path: Path) -> None:
+    from lmrec.models.sasrec import SASRecConfig
+
+    ds = synthetic()
+    space, known = space_for("sasrec", SASRecConfig)
+    setup = TuneSetup(
+        load=lambda: ds,
+        model="sasrec",
+        protocol="loo",
+        space=space.override({"sasrec.learning_rate": "1e-5:1e-2:log"}, known),
+        objectives=(Objective.parse("ndcg@10"),),
+        fixed=(("sasrec.epochs", 12), ("sasrec.patience", 0), ("sasrec.progress", False)),
+    )
+    study = run_study(setup, tmp_path / "p.journal", "sasrec", 10)
+    curves = {t.number: t.user_attrs["epochs"] for t in study.get_trials(deepcopy=False)}
+    pruned = [t for t in study.get_trials(deepcopy=False) if t.state.name == "PRUNED"]
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    assert pruned and complete
+    assert all(len(curves[t.number]) == 12 for t in complete)
+    # The median pruner stops a trial after its warm-up, below the others at that epoch.
+    for t in pruned:
+        step = len(curves[t.number]) - 1
+        assert 5 <= step < 11
+        earlier = [curves[c.number][step] for c in complete if c.number < t.number]
+        assert curves[t.number][step] < np.median(earlier)
+    rows = trial_rows(setup, study)
+    assert all(r["ndcg@10"] is None for r in rows if r["state"] == "pruned")
 
 
 # --- the command line ----------------------------------------------------------------------

@@ -24,7 +24,7 @@ __all__ = ["EASE", "EASEConfig"]
 
 class EASEConfig(ModelConfig):
     """`reg`: L2 penalty on the item-item weights (larger = smoother). The default is the
-    best of {50, 150, 500, 1500} on Amazon Beauty validation (benchmarks/tune_baselines.py);
+    best of {50, 150, 500, 1500} on Amazon Beauty validation (`lmrec tune` searches more);
     denser data (MovieLens) prefers a few hundred."""
 
     reg: Annotated[float, Tunable(1.0, 1e5, log=True)] = Field(50.0, gt=0.0)

@@ -19,7 +19,6 @@ from lmrec.tuning.study import (
     TuneSetup,
     chosen_trials,
     default_trial,
-    finished,
     trial_config,
 )
 
@@ -120,8 +119,10 @@ def trial_rows(setup: TuneSetup, study: Any) -> list[dict[str, Any]]:
             "state": t.state.name.lower(),
             "default": bool(t.user_attrs.get("default", False)),
         }
+        # A pruned trial's stored value is its last learning-curve point, not the objective.
+        complete = t.state.name == "COMPLETE"
         for i, o in enumerate(setup.objectives):
-            row[o.name] = t.values[i] if t.values is not None else None
+            row[o.name] = t.values[i] if complete and t.values is not None else None
         for name in setup.space.dimensions:
             row[name] = t.params.get(name)
         row["duration_s"] = t.duration.total_seconds() if t.duration is not None else None
@@ -179,9 +180,15 @@ def _plt() -> Any:
     return plt
 
 
+def _complete(study: Any) -> list[Any]:
+    from optuna.trial import TrialState
+
+    return list(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
 def _history(setup: TuneSetup, study: Any) -> str:
     plt = _plt()
-    trials = [t for t in finished(study) if t.values is not None]
+    trials = _complete(study)
     n = len(setup.objectives)
     fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 3.2), squeeze=False)
     for i, (o, ax) in enumerate(zip(setup.objectives, axes[0], strict=True)):
@@ -204,8 +211,7 @@ def _importances(setup: TuneSetup, study: Any) -> dict[str, float]:
     import optuna
     from optuna.importance import FanovaImportanceEvaluator
 
-    complete = [t for t in study.get_trials(deepcopy=False) if t.values is not None]
-    if len(complete) < 4 or len(setup.space) < 2:
+    if len(_complete(study)) < 4 or len(setup.space) < 2:
         return {}
     try:
         found = optuna.importance.get_param_importances(
@@ -231,7 +237,7 @@ def _bars(values: dict[str, float], title: str) -> str:
 
 def _slices(setup: TuneSetup, study: Any) -> str:
     plt = _plt()
-    trials = [t for t in finished(study) if t.values is not None]
+    trials = _complete(study)
     dims = list(setup.space)
     cols = min(3, len(dims))
     rows = -(-len(dims) // cols)
@@ -260,7 +266,7 @@ def _slices(setup: TuneSetup, study: Any) -> str:
 def _pareto(setup: TuneSetup, study: Any, summary: dict[str, Any]) -> str:
     plt = _plt()
     a, b = setup.objectives[0], setup.objectives[1]
-    trials = [t for t in finished(study) if t.values is not None]
+    trials = _complete(study)
     front = {t.number for t in study.best_trials}
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.scatter(
