@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lmrec.models.names import resolve_strategy
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -119,6 +121,15 @@ def test_demo_trains_evaluates_and_reports_on_the_sample(tmp_path: Path):
     assert rows["lm-adapter"]["ndcg@10"] > rows["pop"]["ndcg@10"]
     assert "diversity@10" in rows["ease"]
     assert (tmp_path / "report.html").stat().st_size > 10_000
+    # --no-serve leaves the best model's artefact and says how to serve it.
+    manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
+    best = max((n for n in rows if n != "pop"), key=lambda n: rows[n]["ndcg@10"])
+    assert (
+        manifest["model"]["class"]
+        == resolve_strategy(best).__module__ + ":" + resolve_strategy(best).__qualname__
+    )
+    assert f"lmrec serve --model-dir {tmp_path / 'model'}" in " ".join(proc.stdout.split())
+    assert "step 3/4" in proc.stderr
 
 
 def test_train_says_what_a_tuning_strategy_held_out(tmp_path: Path):

@@ -409,7 +409,8 @@ def demo(
 
     Uses ml-100k when its files are found (--data-dir / LMREC_DATA_DIR), else a
     generated sample dataset, and says which. The best model is saved as an
-    artefact and served on localhost (no API key: local use only) until Ctrl-C.
+    artefact (WORKDIR/model) and served on localhost (no API key: local use only) until
+    Ctrl-C; with --no-serve the command to serve it is printed instead.
     """
     import shutil
 
@@ -428,8 +429,13 @@ def demo(
             console.print(
                 "ml-100k not found (set LMREC_DATA_DIR); using the generated sample dataset"
             )
+    console.print("[bold]step 1/4[/] loading the data")
     ds = load_for_cli(name, data_dir)
     models = ["pop", "itemknn", "ease", "als", "content", "lm-adapter", "hybrid"]
+    console.print(
+        f"[bold]step 2/4[/] encoding item text (first run: a minute or two, then cached) and "
+        f"evaluating {', '.join(models)} with full ranking (leave-one-out)"
+    )
     experiment = _run(ds, "loo", models, [], 0, [10, 20], "pop", always_text=True)
     doc = experiment.to_json()
     stdout.print(_leaderboard(doc))
@@ -437,16 +443,24 @@ def demo(
     experiment.write_json(workdir / "results.json")
     report = write_report(doc, workdir / "report.html")
     stdout.print(f"report: {report.resolve()}")
-    if not serve:
-        return
     best = max(
         (n for n in doc["results"] if n != "pop"), key=lambda n: doc["results"][n]["ndcg@10"]
     )
     model_dir = workdir / "model"
     if model_dir.exists():
         shutil.rmtree(model_dir)  # the demo's own previous artefact
-    with console.status(f"training {best} on all of {ds.name} ..."):
+    console.print(f"[bold]step 3/4[/] training the best model, {best}, on all of {ds.name}")
+    with console.status(f"training {best} ..."):
         train_artifact(ds, best, model_dir, {}, item_vectors=experiment.item_vectors)
+    encoder = "minilm" if experiment.item_vectors is not None else "none"
+    stdout.print(f"model artefact: {model_dir.resolve()}")
+    if not serve:
+        stdout.print(
+            f"serve it with: lmrec serve --model-dir {model_dir} --db {workdir / 'state.db'} "
+            f"--allow-anonymous --encoder {encoder} --port {port}"
+        )
+        return
+    console.print("[bold]step 4/4[/] serving it")
     user = ds.users.id(0)
     base = f"http://127.0.0.1:{port}"
     stdout.print(
@@ -465,7 +479,7 @@ def demo(
         db=workdir / "state.db",
         port=port,
         allow_anonymous=True,
-        encoder="minilm" if experiment.item_vectors is not None else "none",
+        encoder=encoder,
     )
 
 

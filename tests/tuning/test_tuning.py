@@ -22,7 +22,7 @@ from lmrec.errors import ConfigError, LmrecError
 from lmrec.models.base import ModelConfig, Recommender, TrainingData
 from lmrec.models.ease import EASEConfig
 from lmrec.tuning.outputs import score_on_test, trial_rows
-from lmrec.tuning.protocol import TrialConfig, search_dataset
+from lmrec.tuning.protocol import TrialConfig, fold_dataset, search_dataset
 from lmrec.tuning.space import Tunable, space_for
 from lmrec.tuning.study import Objective, TuneSetup, finished, journal, run_study
 
@@ -168,6 +168,40 @@ def test_the_search_dataset_is_the_log_without_test_and_its_targets_are_validati
     inner, outer = split(search.interactions, "loo"), split(ds.interactions, "loo")
     assert np.array_equal(inner.test.items, outer.valid.items)
     assert np.array_equal(inner.test.users, outer.valid.users)
+
+
+def test_earlier_folds_move_the_targets_back_one_interaction_per_fold() -> None:
+    from lmrec.data.splitting import split
+
+    search = search_dataset(synthetic(), "loo")
+    fold1, seed = fold_dataset(search, "loo", 1)
+    assert seed == 0 and len(fold1.interactions) == len(search.interactions) - N_USERS
+    # Fold 1's targets are the items just before fold 0's, for every user.
+    log = search.interactions
+    before_last = log.items[log.user_indptr[1:] - 2]
+    assert np.array_equal(split(fold1.interactions, "loo").test.items, before_last)
+    assert fold_dataset(search, "random", 2)[1] == 2  # random: another seed instead
+
+
+def test_folds_average_their_scores(tmp_path: Path) -> None:
+    from lmrec.evaluation.evaluator import EvalOptions
+    from lmrec.tuning.protocol import score_config
+
+    study = run_study(setup_for(synthetic(), folds=2), tmp_path / "f.journal", "spy", 1)
+    search = search_dataset(synthetic(), "loo", seed=3)
+    config = TrialConfig(SPY, {"k": 1.0})
+    per_fold = [
+        score_config(
+            fold_dataset(search, "loo", f)[0],
+            "loo",
+            config,
+            seed=3,
+            options=EvalOptions(ks=(10, 20), save_top=20),
+        ).summary["ndcg@10"]
+        for f in (0, 1)
+    ]
+    assert per_fold[0] != per_fold[1]
+    assert study.trials[0].values[0] == pytest.approx(np.mean(per_fold), abs=1e-12)
 
 
 def test_no_trial_reads_the_test_split(tmp_path: Path) -> None:

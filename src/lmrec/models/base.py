@@ -232,7 +232,10 @@ class Recommender(ABC):
         """Learn from `data`; returns `self`."""
         if self.uses_text and data.item_vectors is None:
             raise LmrecError(
-                f"{type(self).__name__} needs item text vectors (TrainingData.item_vectors)"
+                f"{type(self).__name__} reads item text, and there are no text vectors: give "
+                "the data a catalogue with titles or descriptions (`--catalog FILE` with "
+                "`--item-columns item=ID,title=NAME`), then `lmrec train` encodes it; in "
+                "Python, pass TrainingData(item_vectors=...)"
             )
         self.n_items = data.n_items
         self._fit(data)

@@ -147,7 +147,11 @@ class Hybrid(Recommender):
         cfs: dict[str, Recommender] = {}
         trials: list[_Trial] = []
         self._fitted = True
-        for cf_name in cf_names:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(cf_names, desc="hybrid: CF candidates", unit="model", disable=None)
+        for cf_name in bar:
+            bar.set_postfix_str(cf_name)
             self.cf_ = cfs[cf_name] = self._part("cf", cf_name).fit(data)
             # Weight 0 is the CF candidate alone: the reference of the "balanced" pick.
             trials.append(self._trial(data, cf_name, text_names[0], texts, 0.0))

@@ -76,7 +76,7 @@ class LMAdapterConfig(ModelConfig):
     mask_rate: float = Field(0.3, gt=0.0, lt=1.0)
     patience: int = Field(5, ge=1)
     seed: int = 0
-    progress: bool = False
+    progress: bool = True
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -188,7 +188,8 @@ class LMAdapter(Recommender):
         if cfg.progress:
             from tqdm import tqdm
 
-            epochs = tqdm(epochs, desc="lm-adapter", unit="epoch")
+            # disable=None: a bar on a terminal, nothing in logs and pipes.
+            epochs = tqdm(epochs, desc="lm-adapter", unit="epoch", disable=None)
         self.best_epoch_ = 0
         self.valid_curve_: list[float] = []
         for epoch in epochs:

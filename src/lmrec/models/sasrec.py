@@ -185,7 +185,7 @@ class SASRec(Recommender):
         bar = tqdm(
             range(start, c.epochs + 1),
             desc=type(self).__name__,
-            disable=not c.progress,
+            disable=None if c.progress else True,  # None: only on a terminal
             unit="epoch",
         )
         for epoch in bar:
