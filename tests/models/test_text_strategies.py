@@ -142,3 +142,13 @@ def test_balanced_pick_beats_the_best_cf_on_both_fronts():
     assert _pick(trials, "overall", grid) == trials[1]
     assert _pick(trials, "balanced", grid) == trials[3]
     assert _pick(trials, "balanced", (0.7,)) == trials[4]  # a fixed weight limits the pick
+
+
+def test_a_text_strategy_without_text_says_which_flags_give_it_text() -> None:
+    import pytest
+    from tests.conftest import parity_log
+
+    from lmrec.errors import LmrecError
+
+    with pytest.raises(LmrecError, match=r"Hybrid reads item text.*--catalog FILE.*--item-columns"):
+        Hybrid().fit(TrainingData(parity_log()))
