@@ -261,6 +261,16 @@ def test_a_killed_study_resumes_to_the_same_trials_as_an_uninterrupted_one(
     assert trial_history(resumed) == trial_history(whole)
 
 
+def test_the_timeout_stops_starting_trials(tmp_path: Path) -> None:
+    fixed = ((f"{SPY}.sleep", 0.3),)
+    started = time.perf_counter()
+    study = run_study(
+        setup_for(synthetic(), fixed=fixed), tmp_path / "t.journal", "spy", 50, timeout=0.5
+    )
+    assert 1 <= len(finished(study)) <= 3
+    assert time.perf_counter() - started < 3.0
+
+
 def test_a_resumed_study_must_keep_its_settings(tmp_path: Path) -> None:
     run_study(setup_for(synthetic()), tmp_path / "s.journal", "spy", 2)
     with pytest.raises(ConfigError, match=r"other settings .*seed"):

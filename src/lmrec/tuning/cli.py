@@ -191,7 +191,7 @@ def tune_command(
     fixed: dict[str, Any] = {}
     for prefix, values in parse_params(param or []).items():
         for key, value in values.items():
-            name = f"{model if prefix == model else prefix}.{key}"
+            name = f"{prefix}.{key}"
             if prefix not in (model, "rerank"):
                 raise ConfigError(f"--param {prefix}.{key}: name {model}.KEY or rerank.KEY")
             fixed[name] = value
