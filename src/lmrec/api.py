@@ -95,7 +95,14 @@ def fit(
 
 
 def load(path: str | Path, encoder: Encoder | None = None) -> Pipeline:
-    """The pipeline of a saved artefact (`Pipeline.save` or `lmrec train`)."""
-    from lmrec.artifacts import load_artifact
+    """The pipeline of a saved artefact (`Pipeline.save` or `lmrec train`).
 
-    return Pipeline.from_artifact(load_artifact(path), encoder)
+    `encoder` makes new items' and queries' vectors; by default the int8 ONNX encoder
+    the artefact carries, when it has one (no torch needed).
+    """
+    from lmrec.artifacts import artifact_encoder, load_artifact
+
+    artifact = load_artifact(path)
+    if encoder is None:
+        encoder = artifact_encoder(artifact.path)
+    return Pipeline.from_artifact(artifact, encoder)

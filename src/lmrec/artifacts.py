@@ -4,13 +4,19 @@ An artefact is one directory, written once and never changed:
 
 ```
 manifest.json            format, lmrec version, model version id, created time,
-                         dataset summary, strategy, text model, files + sha256
+                         dataset summary, strategy, text model, text encoder, files + sha256
 users.json, items.json   the vocabularies (JSON lists; index = position)
 catalog.jsonl            one JSON object per item, in index order
 item_vectors.npy         item text vectors (float32), when the model has them
 histories.safetensors    training histories of known users (CSR: indptr, items, timestamps)
 model/                   the strategy (`Recommender.save`: model.json + state.safetensors)
+encoder/                 with vectors from a language model: its int8 ONNX graph, tokenizer
+                         and settings (`lmrec.text.export_runtime`), so the server encodes
+                         new items and free-text queries without torch (`artifact_encoder`)
 ```
+
+`item_vectors.npy` stays what training produced (`text_model` names that encoder);
+the manifest's `text_encoder` names the runtime that encodes new text at serve time.
 
 `build_artifact` writes into a temporary sibling directory and renames it into
 place, so a reader never sees half an artefact, and it refuses to replace an
@@ -30,7 +36,7 @@ import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -48,9 +54,13 @@ from lmrec.errors import LmrecError, first_problem
 from lmrec.models.base import Recommender, TrainingData, class_path, load_model
 from lmrec.pipeline._query import PipelineConfig
 
+if TYPE_CHECKING:
+    from lmrec.text import BatchEncoder, OnnxEncoder
+
 __all__ = [
     "ARTIFACT_FORMAT",
     "Artifact",
+    "artifact_encoder",
     "build_artifact",
     "fit_for_artifact",
     "load_artifact",
@@ -61,6 +71,8 @@ __all__ = [
 #: Bumped when the layout changes incompatibly.
 ARTIFACT_FORMAT = 1
 MANIFEST = "manifest.json"
+#: Where an artefact keeps its text encoder's runtime.
+ENCODER_DIR = "encoder"
 _CHUNK = 1 << 20
 
 
@@ -106,6 +118,11 @@ class Artifact:
     def text_model(self) -> str | None:
         """Identity of the text encoder that made `item_vectors` (None when there are none)."""
         return self.manifest.get("text_model")
+
+    @property
+    def text_encoder(self) -> dict[str, Any] | None:
+        """The encoder runtime the artefact carries for new text (None when it has none)."""
+        return self.manifest.get("text_encoder")
 
     def history(self, user_id: str) -> np.ndarray:
         """Training history (item indexes, oldest first) of a user; empty when unknown."""
@@ -174,6 +191,7 @@ def build_artifact(
     pipeline: PipelineConfig | None = None,
     validation: dict[str, Any] | None = None,
     event_policy: EventPolicy | None = None,
+    text_encoder: BatchEncoder | None = None,
 ) -> Path:
     """Write a fitted `model` and what serving needs into a new artefact directory `out_dir`.
 
@@ -183,8 +201,10 @@ def build_artifact(
     `training` is the log the model learned from (default: the dataset's
     interactions); its per-user histories let the server answer known users.
     `item_vectors` (row `i` = item `i`) and the identity of the text model that
-    made them let new items be scored from their text. Raises `LmrecError` when
-    `out_dir` already exists: versions are immutable.
+    made them let new items be scored from their text; `text_encoder` (the encoder
+    that made them, or one of the same model) is exported into `encoder/` as an int8
+    ONNX runtime that encodes new items and queries at serve time without torch.
+    Raises `LmrecError` when `out_dir` already exists: versions are immutable.
     """
     out = Path(out_dir)
     if out.exists():
@@ -217,6 +237,9 @@ def build_artifact(
                 np.save(f, item_vectors, allow_pickle=False)
                 f.flush()
                 os.fsync(f.fileno())
+        runtime = None
+        if text_encoder is not None and item_vectors is not None:
+            runtime = _write_encoder(text_encoder, tmp / ENCODER_DIR, item_vectors.shape[1])
         log = log.with_sizes(max(log.n_users, dataset.n_users), max(log.n_items, dataset.n_items))
         write_arrays(
             tmp / "histories.safetensors",
@@ -229,7 +252,7 @@ def build_artifact(
         model.save(tmp / "model")
         files = sorted(p for p in tmp.rglob("*") if p.is_file())
         for p in files:
-            if p.suffix == ".safetensors" or p.parent.name == "model":
+            if p.suffix == ".safetensors" or p.parent.name in ("model", ENCODER_DIR):
                 with p.open("rb") as f:
                     os.fsync(f.fileno())
         checksums = {p.relative_to(tmp).as_posix(): _sha256(p) for p in files}
@@ -252,6 +275,7 @@ def build_artifact(
             "event_policy": (event_policy or EventPolicy()).model_dump(mode="json"),
             "text_model": text_model_identity if item_vectors is not None else None,
             "vector_dim": None if item_vectors is None else int(item_vectors.shape[1]),
+            "text_encoder": runtime,
             "files": {
                 name: {"sha256": digest, "bytes": (tmp / name).stat().st_size}
                 for name, digest in checksums.items()
@@ -269,6 +293,29 @@ def build_artifact(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _write_encoder(encoder: BatchEncoder, out: Path, dim: int) -> dict[str, Any]:
+    """Export `encoder`'s runtime into `out`; its manifest entry."""
+    from lmrec.text import RUNTIME, export_runtime
+
+    meta = export_runtime(encoder, out)
+    if int(meta["dim"]) != dim:
+        raise LmrecError(
+            f"the text encoder {meta['identity']} makes {meta['dim']} dimensions, "
+            f"the item vectors have {dim}"
+        )
+    return {
+        "identity": meta["identity"],
+        "runtime": RUNTIME,
+        "backend": meta["backend"],
+        "source": meta["source_id"],
+        "dim": int(meta["dim"]),
+        "max_seq_length": int(meta["max_seq_length"]),
+        "files": sorted(f"{ENCODER_DIR}/{p.name}" for p in out.iterdir() if p.is_file()),
+        "encodes": "new items and free-text queries at serve time; item_vectors.npy "
+        "stays what text_model made in training",
+    }
 
 
 def _read_json(path: Path) -> Any:
@@ -303,18 +350,7 @@ def load_artifact(path: str | Path, trusted_classes: Collection[str] = ()) -> Ar
         raise LmrecError(
             f"{root / MANIFEST}: artefact format {manifest.get('format')!r}, this lmrec reads {ARTIFACT_FORMAT}"
         )
-    inside = root.resolve()
-    for name in manifest["files"]:
-        # Checked for every entry before any is opened, and answered alike whether or not
-        # the path exists, so a manifest cannot probe or read files elsewhere.
-        if not isinstance(name, str) or not (root / name).resolve().is_relative_to(inside):
-            raise LmrecError(f"{root / MANIFEST}: lists a file outside the artefact directory")
-    for name, meta in manifest["files"].items():
-        file = root / name
-        if not file.is_file():
-            raise LmrecError(f"{file}: listed in the manifest but missing")
-        if file.stat().st_size != meta["bytes"] or _sha256(file) != meta["sha256"]:
-            raise LmrecError(f"{file}: checksum mismatch (the file is corrupt or was changed)")
+    _check_files(root, manifest, list(manifest["files"]))
     for required in (
         "users.json",
         "items.json",
@@ -377,6 +413,51 @@ def load_artifact(path: str | Path, trusted_classes: Collection[str] = ()) -> Ar
     return Artifact(root, manifest, users, items, catalog, model, indptr, hist_items, vectors)
 
 
+def _check_files(root: Path, manifest: dict[str, Any], names: Collection[str]) -> None:
+    """Every one of `names` is listed, inside `root`, present and matches its checksum."""
+    inside = root.resolve()
+    for name in names:
+        # Checked for every entry before any is opened, and answered alike whether or not
+        # the path exists, so a manifest cannot probe or read files elsewhere.
+        if not isinstance(name, str) or not (root / name).resolve().is_relative_to(inside):
+            raise LmrecError(f"{root / MANIFEST}: lists a file outside the artefact directory")
+    for name in names:
+        file, meta = root / name, manifest["files"].get(name)
+        if meta is None:
+            raise LmrecError(f"{root / MANIFEST}: {name} has no checksum in the file list")
+        if not file.is_file():
+            raise LmrecError(f"{file}: listed in the manifest but missing")
+        if file.stat().st_size != meta["bytes"] or _sha256(file) != meta["sha256"]:
+            raise LmrecError(f"{file}: checksum mismatch (the file is corrupt or was changed)")
+
+
+def artifact_encoder(path: str | Path, threads: int | None = None) -> OnnxEncoder | None:
+    """The text encoder an artefact carries (None when it has none), its files verified.
+
+    It runs on ONNX Runtime with `tokenizers` (no torch) and loads on first use;
+    `threads` as in `EncoderConfig`. Reads only the manifest and the encoder's files,
+    so a server can open it before (and beside) `load_artifact`.
+    """
+    from lmrec.text import META_FILE, OnnxEncoder, runtime_files
+
+    root = Path(path)
+    manifest = _read_json(root / MANIFEST)
+    entry = manifest.get("text_encoder") if isinstance(manifest, dict) else None
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("files"), list):
+        raise LmrecError(f"{root / MANIFEST}: text_encoder is not valid")
+    listed = set(entry["files"])
+    _check_files(root, manifest, sorted(listed))
+    # Only verified files are read: the settings file first, then those it names.
+    if f"{ENCODER_DIR}/{META_FILE}" not in listed:
+        raise LmrecError(f"{root / MANIFEST}: text_encoder.files lacks {ENCODER_DIR}/{META_FILE}")
+    for name in runtime_files(root / ENCODER_DIR):
+        if f"{ENCODER_DIR}/{name}" not in listed:
+            raise LmrecError(f"{root / MANIFEST}: text_encoder.files lacks {ENCODER_DIR}/{name}")
+    return OnnxEncoder.from_runtime(root / ENCODER_DIR, threads=threads)
+
+
 def fit_for_artifact(
     dataset: Dataset,
     cls: type[Recommender],
@@ -409,10 +490,12 @@ def train_artifact(
     text_model_identity: str | None = None,
     pipeline: PipelineConfig | None = None,
     event_policy: EventPolicy | None = None,
+    text_encoder: BatchEncoder | None = None,
 ) -> Path:
     """Fit a strategy (short name like `ease` or an import path) on all of `dataset` and write an artefact.
 
-    See `fit_for_artifact` for the validation a strategy that tunes on it gets.
+    See `fit_for_artifact` for the validation a strategy that tunes on it gets, and
+    `build_artifact` for the text encoder an artefact with vectors carries.
     """
     from lmrec.models.names import resolve_strategy
 
@@ -432,4 +515,5 @@ def train_artifact(
         pipeline=pipeline,
         validation=validation,
         event_policy=event_policy,
+        text_encoder=text_encoder,
     )

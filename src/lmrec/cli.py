@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -224,12 +225,13 @@ def evaluate(
         str, typer.Option(help="Text encoder runtime: torch, onnx or onnx-int8.")
     ] = "torch",
     text_diversity: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--text-diversity/--attribute-diversity",
-            help="Measure intra-list diversity over text vectors (encodes item text) or attribute vectors.",
+            help="Measure intra-list diversity over text vectors (encodes item text) or attribute "
+            "vectors (default: text when the text extra is installed).",
         ),
-    ] = True,
+    ] = None,
     data_dir: DataDir = None,
     columns: Columns = None,
     catalog: CatalogFile = None,
@@ -275,6 +277,14 @@ def evaluate(
         catalog=catalog,
     )
     has_text = any(ds.catalog.title(i) for i in range(min(ds.n_items, 50)))
+    if text_diversity is None:
+        from lmrec._extras import text_extra_installed
+
+        text_diversity = text_extra_installed()
+        if has_text and not text_diversity:
+            console.print(
+                "intra-list diversity over attributes: encoding item text needs the text extra"
+            )
     experiment = _run(
         ds,
         protocol,
@@ -450,9 +460,22 @@ def demo(
     if model_dir.exists():
         shutil.rmtree(model_dir)  # the demo's own previous artefact
     console.print(f"[bold]step 3/4[/] training the best model, {best}, on all of {ds.name}")
+    text_encoder = None
+    if experiment.item_vectors is not None:
+        from lmrec.text import make_encoder
+
+        text_encoder = make_encoder()  # the artefact carries it as int8 ONNX
     with console.status(f"training {best} ..."):
-        train_artifact(ds, best, model_dir, {}, item_vectors=experiment.item_vectors)
-    encoder = "minilm" if experiment.item_vectors is not None else "none"
+        train_artifact(
+            ds,
+            best,
+            model_dir,
+            {},
+            item_vectors=experiment.item_vectors,
+            text_model_identity=text_encoder.identity if text_encoder is not None else None,
+            text_encoder=text_encoder,
+        )
+    encoder = "auto"
     stdout.print(f"model artefact: {model_dir.resolve()}")
     if not serve:
         stdout.print(
@@ -573,7 +596,8 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except LmrecError as exc:
-        console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
+        # Escaped: messages name things like lmrec[text] that are not markup.
+        console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         sys.exit(2)
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lmrec._arrays import read_arrays, write_arrays
+from lmrec._extras import TEXT_MODULES, missing_text_extra
 from lmrec.data.catalog import Catalog
 from lmrec.data.interactions import Histories, Interactions
 from lmrec.errors import ConfigError, LmrecError, NotFittedError, first_problem
@@ -157,13 +158,17 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def import_class(path: str) -> type:
-    """The class named by `module:QualName` (or `module.QualName`)."""
+def import_class(path: str, label: str | None = None) -> type:
+    """The class named by `module:QualName` (or `module.QualName`); `label` names it in errors."""
     module_name, _, name = path.partition(":") if ":" in path else path.rpartition(".")
     try:
         obj: Any = importlib.import_module(module_name)
         for part in name.split("."):
             obj = getattr(obj, part)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] in TEXT_MODULES:
+            raise missing_text_extra(label or path) from None
+        raise ConfigError(f"cannot import {path!r}: expected 'package.module:ClassName'") from None
     except (ImportError, AttributeError, ValueError):
         raise ConfigError(f"cannot import {path!r}: expected 'package.module:ClassName'") from None
     if not isinstance(obj, type):

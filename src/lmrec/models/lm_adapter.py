@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, cast
 import numpy as np
 from pydantic import Field
 
+from lmrec._extras import require_torch
 from lmrec.data.interactions import Histories, Interactions
 from lmrec.models.base import ModelConfig, Recommender, TrainingData
 from lmrec.models.content import profiles
@@ -163,7 +164,7 @@ class LMAdapter(Recommender):
         return torch.nn.functional.normalize(out, dim=-1)
 
     def _fit(self, data: TrainingData) -> None:
-        import torch
+        torch = require_torch("lm-adapter")  # scoring is numpy: a fitted adapter serves without
 
         cfg = self.config
         assert data.item_vectors is not None

@@ -37,7 +37,7 @@ def resolve_strategy(name: str) -> type[Recommender]:
                 f"unknown model {name!r}; known: {', '.join(STRATEGIES)} (or an import path package.module:Class)"
             )
         path = name
-    cls = import_class(path)
+    cls = import_class(path, label=name)
     if not (isinstance(cls, type) and issubclass(cls, Recommender)):
         raise ConfigError(f"{name!r} is not a Recommender")
     return cls

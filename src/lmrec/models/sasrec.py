@@ -29,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from lmrec._cpu import usable_cores
+from lmrec._extras import require_torch
 from lmrec.data.interactions import Histories, Interactions
 from lmrec.errors import LmrecError
 from lmrec.models._sequence import CausalTransformer, training_sequences
@@ -36,6 +37,8 @@ from lmrec.models.base import ModelConfig, Recommender, TrainingData
 from lmrec.tuning.space import Tunable
 
 __all__ = ["SASRec", "SASRecConfig", "TextMode", "TextSASRec", "TextSASRecConfig"]
+
+require_torch("sasrec and text-sasrec")  # the tested torch range, checked once at import
 
 #: Config fields that may change when a checkpointed run is resumed.
 _RESUMABLE = {

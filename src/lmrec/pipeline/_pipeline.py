@@ -134,6 +134,20 @@ class Pipeline:
         space = self._space
         return [space.ids.id(int(i)) for i in np.flatnonzero(space.active)]
 
+    def item_rows(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Catalogue rows (JSON-ready fields, with `id`) of the known items among `ids`.
+
+        Deleted items are included (`is_active` says which are served); unknown ids are
+        left out. One snapshot of the item space answers for all of them.
+        """
+        from lmrec.artifacts import catalog_rows
+
+        space = self._space
+        idx = space.ids.indexes(list(dict.fromkeys(ids)), missing="drop")
+        frame = space.catalog.frame.iloc[idx]
+        rows = catalog_rows(Catalog(frame), [space.ids.id(int(i)) for i in idx])
+        return {row["id"]: row for row in rows}
+
     def knows_item(self, item_id: str) -> bool:
         """Whether the item was ever known (trained or added), deleted or not."""
         return item_id in self._space.ids
@@ -413,8 +427,11 @@ class Pipeline:
 
         Items added since fitting are not part of the model; `lmrec serve` replays
         them from its state store. Needs the data the model was fitted on (`source`).
+        With vectors from a `lmrec.text` encoder, the artefact carries its int8 ONNX
+        runtime for new text (exported once; needs the `text` extra unless cached).
         """
         from lmrec.artifacts import build_artifact
+        from lmrec.text import BatchEncoder
 
         if self.source is None:
             raise LmrecError(
@@ -431,6 +448,7 @@ class Pipeline:
             text_model_identity=self.source.text_model,
             pipeline=self.config,
             validation=self.source.validation,
+            text_encoder=self.encoder if isinstance(self.encoder, BatchEncoder) else None,
         )
 
     def warm(self) -> None:

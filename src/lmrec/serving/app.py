@@ -25,11 +25,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lmrec import __version__
-from lmrec.artifacts import read_event_policy
+from lmrec.artifacts import artifact_encoder, read_event_policy
 from lmrec.errors import LmrecError
 from lmrec.experiments.apply import Served, rank_assigned
 from lmrec.pipeline import Encoder, Recommendation
 from lmrec.pipeline import Query as PipelineQuery
+from lmrec.serving.browse_routes import router as browse_router
 from lmrec.serving.deps import (
     AdminKey,
     ApiError,
@@ -50,6 +51,7 @@ from lmrec.serving.encoders import HashingEncoder
 from lmrec.serving.experiment_routes import router as experiment_router
 from lmrec.serving.experiments import DiskSync, ExperimentBook
 from lmrec.serving.registry import ModelRegistry
+from lmrec.serving.report_routes import router as report_router
 from lmrec.serving.schemas import (
     MAX_K,
     AssignmentOut,
@@ -235,14 +237,19 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         policy = settings.event_policy or read_event_policy(settings.model_dir)
-        store = SQLiteStateStore(settings.db, policy).open()
         enc, identity = encoder, encoder_identity
         if enc is None and settings.encoder == "minilm":
             from lmrec.serving.encoders import MINILM_IDENTITY, minilm_encoder
 
             enc, identity = minilm_encoder(), MINILM_IDENTITY
+        elif enc is None and settings.encoder in ("auto", "artifact"):
+            carried = artifact_encoder(settings.model_dir)
+            if carried is None and settings.encoder == "artifact":
+                raise LmrecError(f"{settings.model_dir}: the artefact carries no text encoder")
+            enc, identity = carried, None if carried is None else carried.identity
         elif isinstance(enc, HashingEncoder) and identity is None:
             identity = enc.identity
+        store = SQLiteStateStore(settings.db, policy).open()
         registry = ModelRegistry(store, enc, settings.trusted_model_classes, identity)
         experiments = ExperimentBook(
             store, registry, settings.experiment_holdout, settings.admin_root
@@ -558,4 +565,10 @@ def create_app(
         return _model(svc)
 
     app.include_router(experiment_router)
+    app.include_router(browse_router)
+    app.include_router(report_router)
+    if settings.ui:
+        from lmrec.serving.ui import router as ui_router
+
+        app.include_router(ui_router)
     return app

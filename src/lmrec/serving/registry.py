@@ -5,9 +5,13 @@ from __future__ import annotations
 import dataclasses
 import gc
 import threading
+import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,7 +21,25 @@ from lmrec.errors import LmrecError
 from lmrec.pipeline import Encoder, Pipeline
 from lmrec.serving.store import StateStore, StoredItem
 
-__all__ = ["ModelRegistry"]
+__all__ = ["ModelLoad", "ModelRegistry"]
+
+#: Model loads remembered for the dashboard (the process's own, newest last).
+_LOADS_KEPT = 100
+
+
+@dataclass(frozen=True)
+class ModelLoad:
+    """One attempt to serve an artefact: when (epoch seconds), from where, and the outcome.
+
+    `version`/`strategy` are None for a rejected artefact, whose `reason` says why.
+    """
+
+    at: float
+    path: str
+    accepted: bool
+    version: str | None = None
+    strategy: str | None = None
+    reason: str | None = None
 
 
 class ModelRegistry:
@@ -48,6 +70,11 @@ class ModelRegistry:
         self._pipeline: Pipeline | None = None
         self._variants: dict[str, Pipeline] = {}
         self.text_model: str | None = None
+        #: The serving artefact's manifest (what it was trained on, how, its validation).
+        self.manifest: dict[str, Any] = {}
+        #: Loads of the serving model in this process, start-up first (experiment
+        #: variants' models are not listed); at most the last 100.
+        self.loads: deque[ModelLoad] = deque(maxlen=_LOADS_KEPT)
         # Serialises item writes with swaps so no upsert is lost between replay and swap.
         self.items_lock = threading.Lock()
         self._load_lock = threading.Lock()
@@ -181,10 +208,19 @@ class ModelRegistry:
     def load(self, path: str | Path) -> Pipeline:
         """Load, validate and warm the artefact at `path`, then make it the serving one."""
         with self._load_lock:
-            pipeline, artifact = self._build(path)
+            try:
+                pipeline, artifact = self._build(path)
+            except (LmrecError, OSError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                self.loads.append(ModelLoad(time.time(), str(path), False, reason=reason))
+                raise
             with self._replayed(pipeline):
                 self._pipeline = pipeline
                 self.text_model = artifact.text_model
+                self.manifest = artifact.manifest
+            self.loads.append(
+                ModelLoad(time.time(), str(path), True, pipeline.version, pipeline.strategy)
+            )
             _settle_heap()
             return pipeline
 

@@ -20,9 +20,11 @@ class Settings(BaseModel):
     `api_keys`: who may call what; with no keys every protected route answers 401
     unless `allow_anonymous` (local experiments only). `model_root`: admin model
     loads and experiment variants' models must lie under it (default: the folder
-    holding `model_dir`; see `admin_root`). `encoder`: "minilm" loads the packaged
-    sentence encoder at start-up when the artefact has item vectors; "none" leaves
-    new items unscored (an encoder passed to `create_app` wins over both).
+    holding `model_dir`; see `admin_root`). `encoder` encodes new items and free-text
+    queries: "auto" (the default) the int8 ONNX encoder the artefact carries, when it
+    carries one (no torch), else none; "artifact" the same but an artefact without one
+    is refused; "minilm" the packaged sentence encoder on torch (the `text` extra);
+    "none" leaves new items unscored (an encoder passed to `create_app` wins over all).
     `event_policy`: which stored events make up a user's history (and what each
     weighs); None (the default) uses the one the artefact served at start-up was
     trained with (its manifest's `event_policy`), so offline and online agree.
@@ -32,7 +34,10 @@ class Settings(BaseModel):
     are refused, since they would pin the user's history until that date.
     `metrics_public` False puts `/metrics` behind the admin scope; `docs` False
     serves no `/docs`, `/redoc` or `/openapi.json`. `trusted_model_classes`: strategy classes (`module:Class`) beyond lmrec's own that
-    artefacts may name.
+    artefacts may name. `reports_dir`: a folder of HTML reports (`lmrec evaluate`,
+    `tune`, `simulate` and `experiments report` write them) that read keys may list
+    and read under `/v1/reports`, nothing outside it; None serves none. `ui` False
+    serves no dashboard at `/ui`.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -42,7 +47,7 @@ class Settings(BaseModel):
     api_keys: ApiKeys = ApiKeys()
     allow_anonymous: bool = False
     model_root: Path | None = None
-    encoder: Literal["none", "minilm"] = "none"
+    encoder: Literal["auto", "artifact", "minilm", "none"] = "auto"
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     body_timeout_s: float = Field(default=10.0, gt=0)
     max_batch: int = Field(default=1000, gt=0)
@@ -54,6 +59,8 @@ class Settings(BaseModel):
     experiment_holdout: float = Field(default=0.0, ge=0.0, lt=1.0)
     event_future_s: float = Field(default=600.0, ge=0.0)
     trusted_model_classes: tuple[str, ...] = ()
+    reports_dir: Path | None = None
+    ui: bool = True
 
     @property
     def admin_root(self) -> Path:

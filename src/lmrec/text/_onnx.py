@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lmrec._cpu import usable_cores
+from lmrec._extras import missing_text_extra, require_torch
 from lmrec.errors import LmrecError
 from lmrec.text._encoder import (
     BatchEncoder,
@@ -39,12 +40,13 @@ if TYPE_CHECKING:
     import onnxruntime
     import tokenizers
 
-__all__ = ["OnnxEncoder", "export_onnx", "quantize_onnx"]
+__all__ = ["META_FILE", "OnnxEncoder", "export_onnx", "quantize_onnx", "read_runtime_meta"]
 
 #: Bump when the exported graph changes, so old exports are not reused.
 EXPORT_VERSION = 1
 _OPSET = 17
-_META = "lmrec-onnx.json"
+#: An export's (and a runtime directory's) settings: dim, pooling, token limit, inputs.
+META_FILE = "lmrec-onnx.json"
 _FP32 = "model.onnx"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 #: Batches run at once with `parallel_batches` when `threads` is unset.
@@ -61,7 +63,7 @@ def _write_atomic_dir(tmp: Path, final: Path) -> None:
         os.rename(tmp, final)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
-        if not (final / _META).is_file():
+        if not (final / META_FILE).is_file():
             raise
 
 
@@ -77,7 +79,7 @@ def export_onnx(model: str | None = None, onnx_dir: str | Path | None = None) ->
     _, source_id = resolve_model(model)
     root = Path(onnx_dir) if onnx_dir is not None else cache_root() / "onnx"
     final = root / _export_key(source_id)
-    if (final / _META).is_file():
+    if (final / META_FILE).is_file():
         return final
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{final.name}-{uuid.uuid4().hex}"
@@ -92,6 +94,7 @@ def export_onnx(model: str | None = None, onnx_dir: str | Path | None = None) ->
 
 
 def _export_into(model: str | None, source_id: str, out: Path) -> None:
+    require_torch("exporting a text model to ONNX")
     import torch
 
     st, _ = load_sentence_transformer(model, "cpu", model_kwargs={"attn_implementation": "eager"})
@@ -166,7 +169,7 @@ def _export_into(model: str | None, source_id: str, out: Path) -> None:
         "pad_token": str(tokenizer.pad_token or "[PAD]"),
         "do_lower_case": bool(getattr(modules[0], "do_lower_case", False)),
     }
-    (out / _META).write_text(json.dumps(meta, indent=2))
+    (out / META_FILE).write_text(json.dumps(meta, indent=2))
     _check_export(st, out, meta)
 
 
@@ -195,7 +198,10 @@ def quantize_onnx(
     Reused when it already exists; written to a temporary file and renamed into
     place so concurrent writers are safe.
     """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ModuleNotFoundError:  # it needs the `onnx` package
+        raise missing_text_extra("int8 quantisation of a text model") from None
 
     export_dir = Path(export_dir)
     final = export_dir / f"model-int8-pc{int(per_channel)}-rr{int(reduce_range)}.onnx"
@@ -223,6 +229,18 @@ def quantize_onnx(
     finally:
         tmp.unlink(missing_ok=True)
     return final
+
+
+def read_runtime_meta(directory: Path) -> dict[str, Any]:
+    """The `lmrec-onnx.json` of a runtime directory; `LmrecError` when it is not one."""
+    try:
+        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LmrecError(f"{directory / META_FILE}: cannot read the text encoder ({exc})") from None
+    needed = ("identity", "model_file", "dim", "max_seq_length", "inputs", "pad_id")
+    if not isinstance(meta, dict) or not all(key in meta for key in needed):
+        raise LmrecError(f"{directory / META_FILE}: not a text encoder runtime (needs {needed})")
+    return meta
 
 
 def _session(path: Path, threads: int | None) -> onnxruntime.InferenceSession:
@@ -296,6 +314,9 @@ class OnnxEncoder(BatchEncoder):
     `config.parallel_batches` (the default) `config.threads` batches run at
     once on one runtime thread each; otherwise one batch at a time, each
     operator split over `config.threads` threads.
+
+    `OnnxEncoder.from_runtime(directory)` runs a runtime directory (`export_runtime`,
+    as an artefact carries it) as it is: ONNX Runtime and `tokenizers` only, no torch.
     """
 
     def __init__(self, config: EncoderConfig | dict[str, Any] | None = None, **overrides: Any):
@@ -314,16 +335,34 @@ class OnnxEncoder(BatchEncoder):
         self._model_path: Path | None = None
         self._identity: str | None = None
         self._workers = 1  # batches run at once (`parallel_batches`)
+        self._runtime: Path | None = None  # a runtime directory run as it is (`from_runtime`)
+
+    @classmethod
+    def from_runtime(cls, directory: str | Path, threads: int | None = None) -> OnnxEncoder:
+        """The encoder of a runtime directory (`export_runtime`); nothing is read until used."""
+        encoder = cls(backend="onnx-int8", threads=threads)
+        encoder._runtime = Path(directory)
+        return encoder
+
+    def __repr__(self) -> str:
+        if self._runtime is not None:
+            return f"OnnxEncoder.from_runtime({str(self._runtime)!r})"
+        return super().__repr__()
 
     def load(self) -> OnnxEncoder:
         """Export/quantise if needed and open the ONNX Runtime session; returns `self`."""
         if self._session is not None:
             return self
-        export_dir = export_onnx(self.config.model, self.config.onnx_dir)
-        meta = json.loads((export_dir / _META).read_text())
-        path = export_dir / _FP32
-        if self.config.backend == "onnx-int8":
-            path = quantize_onnx(export_dir, self.config.per_channel, self.config.reduce_range)
+        if self._runtime is not None:
+            export_dir = self._runtime
+            meta = read_runtime_meta(export_dir)
+            path = export_dir / str(meta["model_file"])
+        else:
+            export_dir = export_onnx(self.config.model, self.config.onnx_dir)
+            meta = json.loads((export_dir / META_FILE).read_text())
+            path = export_dir / _FP32
+            if self.config.backend == "onnx-int8":
+                path = quantize_onnx(export_dir, self.config.per_channel, self.config.reduce_range)
         max_length = self.config.max_seq_length or int(meta["max_seq_length"])
         self._tokenizer = _tokenizer(export_dir, meta, max_length)
         self._meta = meta | {"max_seq_length": max_length}
@@ -341,6 +380,11 @@ class OnnxEncoder(BatchEncoder):
     def loaded(self) -> bool:
         """Whether the ONNX Runtime session is open."""
         return self._session is not None
+
+    @property
+    def runtime_dir(self) -> Path | None:
+        """The runtime directory this encoder runs as it is (`from_runtime`), else None."""
+        return self._runtime
 
     @property
     def model_path(self) -> Path:
@@ -368,6 +412,8 @@ class OnnxEncoder(BatchEncoder):
         Computed without exporting or loading anything when the source is a
         local directory that declares its token limit (the bundled model does).
         """
+        if self._identity is None and self._runtime is not None:
+            self._identity = str(read_runtime_meta(self._runtime)["identity"])
         if self._identity is None:
             target, source_id = resolve_model(self.config.model)
             limit = self.config.max_seq_length or declared_max_seq_length(target)

@@ -128,14 +128,20 @@ class TextVectors:
     through the on-disk embedding cache and kept in memory for the process.
 
     `text_model` is the sentence-transformers directory (None: the bundled MiniLM).
-    Calling it on a catalogue without text gives None.
+    Calling it on a catalogue without text, or without the `text` extra, gives None.
     """
 
     def __init__(self, catalog: Catalog, text_model: str | None = None):
         self.catalog = catalog
         self.text_model = text_model
         self._done: dict[tuple[tuple[str, ...] | None, str], np.ndarray] = {}
-        self.has_text = any(catalog.title(i) for i in range(min(len(catalog), 50)))
+        from lmrec._extras import text_extra_installed
+
+        # Without the text extra there is no encoder: strategies that read text fail on
+        # their own (naming the extra) and diversity is measured in attribute space.
+        self.has_text = text_extra_installed() and any(
+            catalog.title(i) for i in range(min(len(catalog), 50))
+        )
 
     def __call__(self, text: dict[str, Any]) -> np.ndarray | None:
         if not self.has_text:
