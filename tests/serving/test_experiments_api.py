@@ -241,3 +241,18 @@ def test_the_global_holdout_sees_no_experiment(settings: Settings, keys: dict[st
         got = {u: _recommend(client, keys, u)["experiment_id"] for u in users}
     assert {u for u, e in got.items() if e is None} == {u for u in users if in_holdout(u, 0.5)}
     assert None in got.values() and "exp1" in got.values()
+
+
+def test_a_preview_gets_the_variants_list_but_logs_no_exposure(
+    client: TestClient, keys: dict[str, str], settings: Settings
+) -> None:
+    _create(client, keys)
+    shown = _recommend(client, keys, "u3")
+    preview = _recommend(client, keys, "u3", preview=True)
+    assert preview["variant"] == shown["variant"]
+    assert [i["item_id"] for i in preview["items"]] == [i["item_id"] for i in shown["items"]]
+    with sqlite3.connect(settings.db) as conn:
+        (logged,) = conn.execute("SELECT COUNT(*) FROM exposures").fetchone()
+    assert logged == 1
+    report = client.get("/v1/experiments/exp1/report", headers=auth(keys["read"])).json()
+    assert report["exposures_total"] == 1

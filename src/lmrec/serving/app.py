@@ -429,8 +429,10 @@ def create_app(
             request_id=request_id,
             now=now,
         )
-        # An experiment's list is answered only once it is in the exposure log.
-        svc.store.add_exposures(served.exposures)
+        # An experiment's list is answered only once it is in the exposure log; a preview
+        # (the dashboard looking at a user) is not an exposure.
+        if not body.preview:
+            svc.store.add_exposures(served.exposures)
         return served, request_id
 
     # -- items ----------------------------------------------------------------------

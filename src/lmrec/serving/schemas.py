@@ -184,6 +184,11 @@ class RecommendationRequest(_Body):
         max_length=MAX_BATCH,
         description="Item ids the user just interacted with, oldest first.",
     )
+    preview: bool = Field(
+        False,
+        description="Answer as the user's experiments would, without logging an exposure: "
+        "the list counts in no experiment (dashboards, debugging).",
+    )
     k: int = Field(10, ge=1, le=MAX_K, description=f"How many items (1 to {MAX_K}).")
     query: str | None = Field(
         None, max_length=1000, description="Free text that steers the answer."

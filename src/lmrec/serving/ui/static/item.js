@@ -64,7 +64,7 @@ LM.start(async () => {
     const ol = LM.clear(field("check-list"));
     if (!user) return;
     try {
-      const recs = await LM.api("POST", "/v1/recommendations", { user_id: user, k: 10, explain: false });
+      const recs = await LM.api("POST", "/v1/recommendations", { user_id: user, k: 10, explain: false, preview: true });
       const names = await LM.titles(recs.items.map((r) => r.item_id));
       let rank = 0;
       recs.items.forEach((r, i) => {

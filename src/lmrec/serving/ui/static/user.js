@@ -28,7 +28,8 @@ LM.start(async () => {
 
   /** The POST /v1/recommendations body the form describes (knobs left empty: the model's). */
   function request(user) {
-    const body = { user_id: user, k: number("k") || 10, explain: true };
+    // preview: the page looking at a user is not an experiment exposure.
+    const body = { user_id: user, k: number("k") || 10, explain: true, preview: true };
     const query = document.getElementById("query").value.trim();
     if (query) body.query = query;
     for (const [id, name] of [["mmr-lambda", "mmr_lambda"], ["exposure-cap", "exposure_cap"]]) {
