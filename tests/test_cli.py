@@ -191,3 +191,26 @@ def test_train_takes_parameters_in_either_form(tmp_path) -> None:  # type: ignor
     assert json.loads((out / "model" / "model.json").read_text())["config"]["reg"] == 123
     bad = runner.invoke(app, [*args[:-1], str(tmp_path / "b"), "--param", "regg=1"])
     assert bad.exit_code != 0 and "valid: reg" in str(bad.exception)
+
+
+def test_evaluate_takes_parameters_in_either_form(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from lmrec.cli import app
+
+    runner = CliRunner()
+    base = ["evaluate", "--dataset", "sample", "--attribute-diversity"]
+
+    def reg_fit(*extra: str) -> float:
+        out = tmp_path / f"r{len(list(tmp_path.iterdir()))}.json"
+        done = runner.invoke(app, [*base, *extra, "--out", str(out)])
+        assert done.exit_code == 0, done.output
+        return json.loads(out.read_text())["results"]["ease"]["ndcg@10"]
+
+    as_flag = reg_fit("--models", "ease", "--param", "ease.reg=3")
+    assert reg_fit("--models", "ease", "--params", '{"reg": 3}') == as_flag
+    assert reg_fit("--models", "pop,ease", "--params", '{"ease": {"reg": 3}}') == as_flag
+    assert reg_fit("--models", "ease", "--params", '{"reg": 9}', "--param", "ease.reg=3") == as_flag
+    assert reg_fit("--models", "ease") != as_flag  # the parameter changed something
+    bad = runner.invoke(app, [*base, "--models", "pop,ease", "--params", '{"reg": 3}'])
+    assert bad.exit_code != 0 and "key the parameters by model" in str(bad.exception)

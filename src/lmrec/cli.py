@@ -79,9 +79,11 @@ def _run(
     always_text: bool = False,
     refit: bool = True,
     config: Any = None,
+    json_params: dict[str, dict[str, Any]] | None = None,
 ) -> Any:
     """`config` (a `TrialConfig`, from `--config`) gives its model's parameters, the
-    re-ranking knobs and the text fields; `params` (`--param`) go over it."""
+    re-ranking knobs and the text fields; `json_params` (`--params`, by model) go over
+    it, and `params` (`--param`) over both."""
     from lmrec.evaluation import EvalOptions, ModelSpec, parse_params, run_experiment
     from lmrec.evaluation.runner import RERANK, pipeline_config
 
@@ -91,8 +93,9 @@ def _run(
         by_model = {config.model: dict(config.params), RERANK: dict(config.rerank)}
         text_fields = config.text.get("fields")
         text_backend = config.text.get("backend", text_backend)
-    for name, values in parse_params(params).items():
-        by_model.setdefault(name, {}).update(values)
+    for source in (json_params or {}, parse_params(params)):
+        for name, values in source.items():
+            by_model.setdefault(name, {}).update(values)
     unknown = set(by_model) - set(model_names) - {RERANK}
     if unknown:
         raise LmrecError(
@@ -164,6 +167,30 @@ def _text_vectors(
     return vectors
 
 
+def _json_params(text: str, names: list[str]) -> dict[str, dict[str, Any]]:
+    """`--params` JSON as {model: {key: value}}: keyed by model (or `rerank`), or, with one
+    model evaluated, that model's parameters alone."""
+    import json
+
+    from lmrec.evaluation.runner import RERANK
+
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LmrecError(f"--params is not valid JSON ({exc.msg})") from None
+    if not isinstance(doc, dict):
+        raise LmrecError("--params must be a JSON object")
+    keyed = {*names, RERANK}
+    if doc and all(key in keyed and isinstance(v, dict) for key, v in doc.items()):
+        return doc
+    if len(names) == 1:
+        return {names[0]: doc}
+    raise LmrecError(
+        f"--params: with several models, key the parameters by model, e.g. "
+        f"'{{\"{names[0]}\": {{...}}}}' (models: {', '.join(names)})"
+    )
+
+
 @app.command()
 def evaluate(
     dataset: Annotated[
@@ -198,6 +225,12 @@ def evaluate(
         list[str] | None,
         typer.Option(
             help="Hyperparameter MODEL.KEY=VALUE, repeatable (e.g. ease.reg=500, fused.strategies=ease,content, sasrec.epochs=50); rerank.KEY=VALUE sets a re-ranking knob of every pipeline (rerank.mmr_lambda=0.8, rerank.exposure_cap=2)."
+        ),
+    ] = None,
+    params: Annotated[
+        str | None,
+        typer.Option(
+            help='Hyperparameters as JSON by model, e.g. \'{"ease": {"reg": 500}, "rerank": {"mmr_lambda": 0.8}}\'; with one model, its parameters alone (\'{"reg": 500}\', as in `lmrec train`). --param goes over it.'
         ),
     ] = None,
     k: Annotated[
@@ -261,6 +294,7 @@ def evaluate(
         names.append(tuned.model)
     if not names:
         raise LmrecError("--models is empty; name at least one strategy, e.g. --models pop,ease")
+    json_params = _json_params(params, names) if params is not None else None
     from lmrec.models.names import resolve_strategy
 
     for name in names:
@@ -298,6 +332,7 @@ def evaluate(
         always_text=text_diversity and has_text,
         refit=refit,
         config=tuned,
+        json_params=json_params,
     )
     doc = experiment.to_json()
     stdout.print(_leaderboard(doc, min(doc["ks"])))
