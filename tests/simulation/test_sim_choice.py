@@ -156,3 +156,70 @@ def test_a_refit_trains_on_the_starting_log_plus_every_event_once():
     assert len(twice.dataset.interactions) == len(world.base.interactions) + 3
     assert len(twice.dataset.items) == len(world.base.items) + 2
     assert len(twice.dataset.catalog) == len(twice.dataset.items)
+
+
+def _fixed_world(satiation: float, drift: float, rounds: int = 2, utility: float = 0.0):
+    """The same-history world with every item alike: equal utilities and one shared
+    embedding, every user returning each round whatever happened."""
+    ds = _same_history_dataset()
+    config = SimulationConfig.from_params(
+        {
+            "choice.temperature": 1.0,
+            "choice.no_click": 1.0,
+            "choice.satiation": satiation,
+            "choice.satiation_decay": 0.7,
+            "choice.drift": drift,
+            "arrivals.share": 0.0,
+            "returns.return_rate": 0.999,
+            "returns.leave_hazard": 0.0,
+            "returns.sensitivity": 0.0,
+        },
+        rounds=rounds,
+        k=4,
+        refit_every=0,
+    )
+    truth = fit_truth(ds, config)
+    world = build_world(ds, config, truth, fit_returns(ds.interactions, config.returns))
+    world.utilities[:] = utility
+    shared = np.zeros(world.embeddings.shape[1], dtype=world.embeddings.dtype)
+    shared[0] = 1.0
+    world.embeddings[:] = shared
+    spec = StrategySpec.parse("pop")
+    model, _ = fit_for_artifact(world.base, spec.cls, spec.params)
+    return ds, simulate(world, spec, model)
+
+
+@pytest.mark.parametrize("satiation", [0.0, 2.0])
+def test_satiation_lowers_the_next_rounds_click_rate_by_the_analytic_amount(satiation):
+    ds, run = _fixed_world(satiation, drift=0.0)
+    w = position_weights(4, 1.0).sum()
+
+    def ctr(penalty: float) -> float:
+        return w * np.exp(-penalty) / (w * np.exp(-penalty) + np.exp(1.0))
+
+    # Round 0: nothing seen yet. Round 1: satiety = (1 - 0.7) x the shared embedding, so
+    # every shown item loses satiation x 0.3 utility.
+    for r, expected in ((0, ctr(0.0)), (1, ctr(satiation * 0.3))):
+        se = np.sqrt(expected * (1 - expected) / run.rounds[r]["active_users"])
+        assert abs(run.rounds[r]["ctr"] - expected) < 4 * se, (r, run.rounds[r]["ctr"], expected)
+
+
+def test_taste_drifts_only_when_drift_is_on_and_it_accumulates():
+    from lmrec.data.loaders import load_dataset
+    from lmrec.simulation import run_simulation
+
+    sample = load_dataset("sample")
+
+    def drifts(drift: float) -> list[float]:
+        params = {"choice.satiation": 0.0, "choice.drift": drift, "arrivals.share": 0.0}
+        config = SimulationConfig.from_params(params, rounds=4, refit_every=0, users=200)
+        doc = run_simulation(sample, parse_strategies("pop"), config, seeds=1)
+        return [r["taste_drift"] for r in doc["strategies"]["pop"]["rounds"]]
+
+    assert drifts(0.0) == pytest.approx([0.0] * 4, abs=1e-6)
+    moving = drifts(0.3)
+    # Each choice moves a taste 30% of the way to the chosen item's profile: tastes leave
+    # where they started from the first round and keep going as users keep choosing.
+    assert moving[0] > 0.0
+    assert all(b >= a for a, b in zip(moving, moving[1:], strict=False)), moving
+    assert moving[-1] > moving[0]
