@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -191,7 +193,7 @@ def _fixed_world(satiation: float, drift: float, rounds: int = 2, utility: float
 
 @pytest.mark.parametrize("satiation", [0.0, 2.0])
 def test_satiation_lowers_the_next_rounds_click_rate_by_the_analytic_amount(satiation):
-    ds, run = _fixed_world(satiation, drift=0.0)
+    _, run = _fixed_world(satiation, drift=0.0)
     w = position_weights(4, 1.0).sum()
 
     def ctr(penalty: float) -> float:
@@ -221,5 +223,5 @@ def test_taste_drifts_only_when_drift_is_on_and_it_accumulates():
     # Each choice moves a taste 30% of the way to the chosen item's profile: tastes leave
     # where they started from the first round and keep going as users keep choosing.
     assert moving[0] > 0.0
-    assert all(b >= a for a, b in zip(moving, moving[1:], strict=False)), moving
+    assert all(b >= a for a, b in itertools.pairwise(moving)), moving
     assert moving[-1] > moving[0]
