@@ -310,7 +310,7 @@ def evaluate(
         loader=loader,
         catalog=catalog,
     )
-    has_text = any(ds.catalog.title(i) for i in range(min(ds.n_items, 50)))
+    has_text = ds.catalog.has_titles
     if text_diversity is None:
         from lmrec._extras import text_extra_installed
 

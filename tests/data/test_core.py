@@ -78,3 +78,21 @@ def test_random_and_cold_splits_are_deterministic(parity):
     assert len(c.cold_items) == 6
     assert not np.isin(c.train.items, c.cold_items).any()
     assert np.isin(c.test.items, c.cold_items).all()
+
+
+def test_catalog_says_which_text_fields_hold_something() -> None:
+    import pandas as pd
+
+    from lmrec.data.catalog import Catalog
+
+    frame = pd.DataFrame(
+        {
+            "title": [f"Item {i}" for i in range(40)],
+            "brand": ["Acme"] + [""] * 39,  # 1 in 40: under the 5% share
+            "categories": [["x"]] * 2 + [[]] * 38,  # 2 in 40: exactly 5%
+        }
+    )
+    catalog = Catalog(frame)
+    assert catalog.has_titles
+    assert catalog.text_fields_present() == ("title", "categories")
+    assert not Catalog.empty(3).has_titles and Catalog.empty(3).text_fields_present() == ()

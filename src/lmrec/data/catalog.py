@@ -94,6 +94,21 @@ class Catalog:
         """The title of one item ("" when unknown)."""
         return self._titles[index] if index < self._length else ""
 
+    @property
+    def has_titles(self) -> bool:
+        """Whether items have titles (judged on the first 50): text worth encoding."""
+        return any(self.title(i) for i in range(min(len(self), 50)))
+
+    def text_fields_present(self, min_share: float = 0.05) -> tuple[str, ...]:
+        """The text fields that hold something for at least `min_share` of the items."""
+        if not len(self):
+            return ()
+        return tuple(
+            name
+            for name in TEXT_FIELDS
+            if name in self.frame and self.frame[name].map(bool).mean() >= min_share
+        )
+
     def text(self, index: int, fields: Sequence[str] = TEXT_FIELDS) -> str:
         """The text of one item, composed from the given fields."""
         row = self.frame.iloc[index]

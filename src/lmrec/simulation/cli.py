@@ -139,7 +139,7 @@ def simulate_command(
     if reference not in {s.label for s in specs}:
         raise ConfigError(f"--reference {reference!r} is not among the strategies")
     ds = load_for_cli(dataset, data_dir)
-    has_text = any(ds.catalog.title(i) for i in range(min(ds.n_items, 50)))
+    has_text = ds.catalog.has_titles
     vectors = _text_vectors(ds) if has_text else None
     ndcg = None
     if validity:

@@ -184,7 +184,7 @@ def tune_command(
     }
     ds = load_for_cli(dataset, data_dir, **options)
     load = partial(load_for_cli, dataset, data_dir, **options, quiet=True)
-    fields = _text_fields(ds.catalog)
+    fields = ds.catalog.text_fields_present()
     groups = [g.strip() for g in search.split(",") if g.strip()]
     base, known = space_for(model, cls.Config, text_fields=fields, groups=groups)
     chosen = base.override(_space_specs(space or [], space_file), known)
@@ -252,7 +252,7 @@ def tune_command(
             progress.update(task, completed=len(done), description=f"trials{best}")
 
         result = run_study(
-            setup, journal, name, trials, timeout=timeout, jobs=jobs, on_trial=on_trial
+            setup, journal, name, trials, timeout=timeout, jobs=jobs, on_trial=on_trial, dataset=ds
         )
         on_trial(result)
     search_seconds = time.perf_counter() - started
@@ -276,18 +276,6 @@ def tune_command(
     paths = write_outputs(setup, result, out, summary)
     stdout.print(_summary_table(test, [o.name for o in objectives]))
     console.print(f"best config: {paths['best.json']}  ·  report: {paths['report.html']}")
-
-
-def _text_fields(catalog: Any) -> tuple[str, ...]:
-    """The catalogue's text fields that hold something for at least one item in 20."""
-    from lmrec.data.catalog import TEXT_FIELDS
-
-    frame = catalog.frame
-    present = []
-    for name in TEXT_FIELDS:
-        if name in frame and len(frame) and frame[name].map(bool).mean() >= 0.05:
-            present.append(name)
-    return tuple(present)
 
 
 def _cutoff(metric: str) -> int:

@@ -13,6 +13,7 @@ import numpy as np
 from lmrec.data.dataset import Dataset
 from lmrec.evaluation.evaluator import EvalOptions, ModelEvaluation
 from lmrec.evaluation.report import _figure_png
+from lmrec.evaluation.runner import _round
 from lmrec.evaluation.significance import bootstrap_ci, paired_test
 from lmrec.tuning.protocol import TextVectors, TrialConfig, score_config
 from lmrec.tuning.study import (
@@ -28,20 +29,16 @@ __all__ = ["score_on_test", "write_outputs"]
 TEST_METRICS = ("ndcg@10", "recall@10")
 
 
-def _r(x: float) -> float | None:
-    return round(float(x), 6) if np.isfinite(x) else None
-
-
 def _test_row(
     res: ModelEvaluation, metrics: list[str], reference: ModelEvaluation | None, seed: int
 ) -> dict[str, Any]:
     row: dict[str, Any] = {"test": {}, "ci95": {}}
     for m in metrics:
         if m in res.summary:
-            row["test"][m] = _r(res.summary[m])
+            row["test"][m] = _round(res.summary[m])
         if m in res.per_user:
             ci = bootstrap_ci(res.per_user[m], seed=seed)
-            row["ci95"][m] = [_r(ci.low), _r(ci.high)]
+            row["ci95"][m] = [_round(ci.low), _round(ci.high)]
     if reference is not None:
         if not np.array_equal(res.users, reference.users):
             raise AssertionError("default and tuned configs were tested on different users")
@@ -49,10 +46,10 @@ def _test_row(
         for m in TEST_METRICS:
             t = paired_test(res.per_user[m], reference.per_user[m], seed=seed)
             row["vs_default"][m] = {
-                "diff": _r(t.diff.mean),
-                "ci95": [_r(t.diff.low), _r(t.diff.high)],
-                "p_bootstrap": _r(t.p_bootstrap),
-                "p_ttest": _r(t.p_ttest),
+                "diff": _round(t.diff.mean),
+                "ci95": [_round(t.diff.low), _round(t.diff.high)],
+                "p_bootstrap": _round(t.p_bootstrap),
+                "p_ttest": _round(t.p_ttest),
             }
     return row
 
@@ -107,7 +104,7 @@ def score_on_test(setup: TuneSetup, study: Any, dataset: Dataset, limit: int = 8
 def _values(setup: TuneSetup, trial: Any) -> dict[str, float | None]:
     if trial is None or trial.values is None:
         return {}
-    return {o.name: _r(v) for o, v in zip(setup.objectives, trial.values, strict=True)}
+    return {o.name: _round(v) for o, v in zip(setup.objectives, trial.values, strict=True)}
 
 
 def trial_rows(setup: TuneSetup, study: Any) -> list[dict[str, Any]]:

@@ -139,9 +139,7 @@ class TextVectors:
 
         # Without the text extra there is no encoder: strategies that read text fail on
         # their own (naming the extra) and diversity is measured in attribute space.
-        self.has_text = text_extra_installed() and any(
-            catalog.title(i) for i in range(min(len(catalog), 50))
-        )
+        self.has_text = text_extra_installed() and catalog.has_titles
 
     def __call__(self, text: dict[str, Any]) -> np.ndarray | None:
         if not self.has_text:

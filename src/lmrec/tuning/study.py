@@ -125,8 +125,8 @@ def trial_config(setup: TuneSetup, stored: dict[str, Any]) -> TrialConfig:
 class _Process:
     """A worker's data: the search dataset, its folds and text vectors, built once."""
 
-    def __init__(self, setup: TuneSetup):
-        dataset = setup.load()
+    def __init__(self, setup: TuneSetup, dataset: Dataset | None = None):
+        dataset = dataset if dataset is not None else setup.load()
         self.search = search_dataset(dataset, setup.protocol, setup.seed)
         self.folds = [fold_dataset(self.search, setup.protocol, f) for f in range(setup.folds)]
         self.vectors = TextVectors(dataset.catalog, setup.text_model)
@@ -279,8 +279,10 @@ def _work(
     worker: int = 0,
     jobs: int = 1,
     on_trial: Callable[[Any], None] | None = None,
+    dataset: Dataset | None = None,
 ) -> None:
-    """Run trials in this process until the study is full or the deadline passes."""
+    """Run trials in this process until the study is full or the deadline passes
+    (`dataset`: the one `setup.load` gives, when the caller has it already)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -289,7 +291,7 @@ def _work(
     study = optuna.load_study(
         study_name=study_name, storage=journal(storage), pruner=_pruner(setup)
     )
-    work = _Process(setup)
+    work = _Process(setup, dataset)
     points = grid_points(setup) if setup.sampler == "grid" else []
     failures = 0
     while deadline is None or time.time() < deadline:
@@ -401,12 +403,14 @@ def run_study(
     timeout: float | None = None,
     jobs: int = 1,
     on_trial: Callable[[Any], None] | None = None,
+    dataset: Dataset | None = None,
 ) -> Any:
     """Run (or resume) the study to `n_trials` trials; the loaded study at the end.
 
     `jobs` processes run trials at once (this one and `jobs - 1` spawned ones),
     each on its share of the cores. `on_trial(study)` is called in this process
-    after each of its trials.
+    after each of its trials. `dataset` (what `setup.load` gives) spares this process
+    loading it again; worker processes always load their own.
     """
     import optuna
 
@@ -429,7 +433,7 @@ def run_study(
         p.start()
     before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     try:
-        _work(setup, str(storage), study_name, n_trials, deadline, 0, jobs, on_trial)
+        _work(setup, str(storage), study_name, n_trials, deadline, 0, jobs, on_trial, dataset)
     finally:
         if before is not None and jobs > 1:
             os.sched_setaffinity(0, before)
