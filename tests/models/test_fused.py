@@ -89,3 +89,30 @@ def test_without_validation_fusion_is_rrf_and_says_so(sample_split) -> None:  # 
         TrainingData(s.train, data.catalog, data.item_vectors)
     )
     assert fused.describe()["fusion"] == "rrf" and "no validation" in fused.describe()["reason"]
+
+
+def test_reused_parts_fit_once_and_rank_exactly_as_fresh_ones(sample_split) -> None:  # type: ignore[no-untyped-def]
+    """Inside `reuse_fitted_parts`, fused configs that differ only in their fusion share
+    their parts' fits (on training data, then on the merged data) and rank the same as
+    fused models fitted from scratch; a part with other settings is fitted anew."""
+    from lmrec.models.names import reuse_fitted_parts
+
+    s, data, _vectors = sample_split
+    configs = [
+        {"strategies": ("ease", "itemknn"), "depth": 30},
+        {"strategies": ("ease", "itemknn"), "depth": 60, "fusion": "rrf"},
+        {"strategies": ("ease", "itemknn"), "strategy_params": {"ease": {"reg": 5.0}}},
+    ]
+    fresh = [Fused(c).fit(data) for c in configs]
+    with reuse_fitted_parts() as cache:
+        shared = [Fused(c).fit(data) for c in configs]
+        # 2 parts x (train, merged) for the first config; the third refits EASE only.
+        assert cache.fits == 4 + 2
+    assert shared[0].parts_[1] is shared[1].parts_[1] is shared[2].parts_[1]
+    assert shared[0].parts_[0] is shared[1].parts_[0] is not shared[2].parts_[0]
+    histories = s.test_history.histories(np.arange(100))
+    for a, b in zip(fresh, shared, strict=True):
+        assert a.describe() == b.describe()
+        np.testing.assert_array_equal(a.score(histories), b.score(histories))
+    # Outside the block nothing is kept.
+    assert Fused(configs[0]).fit(data).parts_[0] is not shared[0].parts_[0]

@@ -8,6 +8,7 @@ answers offline evaluation and live requests whose history changed a second ago.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 from abc import ABC, abstractmethod
@@ -91,6 +92,22 @@ class TrainingData:
             None,
             self.validator,
         )
+
+    def fingerprint(self) -> str:
+        """A digest of the logs and text vectors: equal for equal data, whichever objects
+        hold it (the catalogue and the validator are compared by identity instead)."""
+        digest = hashlib.blake2b(digest_size=16)
+        for log in (self.interactions, self.valid):
+            if log is None:
+                digest.update(b"-")
+                continue
+            digest.update(f"{log.n_users},{log.n_items},{len(log)}".encode())
+            for a in (log.users, log.items, log.timestamps, log.weights, log.events):
+                digest.update(np.ascontiguousarray(a).tobytes())
+        if self.item_vectors is not None:
+            digest.update(str(self.item_vectors.shape).encode())
+            digest.update(np.ascontiguousarray(self.item_vectors).tobytes())
+        return f"{digest.hexdigest()}:{id(self.catalog)}:{id(self.validator)}"
 
     def matrix(self, binary: bool = True) -> sp.csr_matrix:
         """The training user x item matrix, widened to `n_items` columns."""

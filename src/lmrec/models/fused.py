@@ -28,7 +28,7 @@ from pydantic import Field, field_validator, model_validator
 from lmrec.data.interactions import Histories
 from lmrec.errors import ConfigError
 from lmrec.models.base import Attribution, ModelConfig, Recommender, TrainingData
-from lmrec.models.names import build_component
+from lmrec.models.names import build_component, fit_component
 from lmrec.ranking.fusion import (
     FeatureContext,
     LogisticFusion,
@@ -144,12 +144,21 @@ class Fused(Recommender):
             raise ConfigError(f"strategy_params for strategies not in use: {sorted(unknown)}")
         return [build_component(s, cfg.strategy_params.get(s)) for s in cfg.strategies]
 
+    def _fit_parts(self, data: TrainingData, keep: list[Recommender] | None = None) -> None:
+        """Fit every part on `data`, except those of `keep` that use validation."""
+        self._parts()  # the settings check
+        cfg = self.config
+        self.parts_ = [
+            old
+            if keep is not None and (old := keep[i]).uses_validation
+            else fit_component(name, cfg.strategy_params.get(name), data)
+            for i, name in enumerate(cfg.strategies)
+        ]
+
     # -- fitting -----------------------------------------------------------------------
 
     def _fit(self, data: TrainingData) -> None:
-        self.parts_ = self._parts()
-        for part in self.parts_:
-            part.fit(data)
+        self._fit_parts(data)
         self.n_items = max([data.n_items, *(p.n_items for p in self.parts_)])
         self._fit_context(data)
         self.fusion_ = "rrf"
@@ -163,9 +172,7 @@ class Fused(Recommender):
             if self.config.select:
                 self._select(data, users)
             # Validation has done its job: strategies that do not use it are refit on it too.
-            for part in self.parts_:
-                if not part.uses_validation:
-                    part.fit(data.merged())
+            self._fit_parts(data.merged(), keep=self.parts_)
 
     def _validation_users(self, data: TrainingData) -> tuple[np.ndarray, np.random.Generator]:
         """The validation users the ranker trains on and the fusion is chosen on (a sample),

@@ -27,7 +27,7 @@ from pydantic import Field
 
 from lmrec.data.interactions import Histories
 from lmrec.models.base import ModelConfig, Recommender, TrainingData
-from lmrec.models.names import build_component
+from lmrec.models.names import build_component, fit_component
 from lmrec.tuning.space import Tunable
 
 __all__ = ["Hybrid", "HybridConfig"]
@@ -118,10 +118,14 @@ class Hybrid(Recommender):
     #: Validation NDCG@10 of the pick (None when nothing was picked on validation).
     valid_ndcg_: float | None = None
 
-    def _part(self, role: Literal["cf", "text"], name: str) -> Recommender:
+    def _part(
+        self, role: Literal["cf", "text"], name: str, data: TrainingData | None = None
+    ) -> Recommender:
+        """The `role` part `name`, fitted on `data` when given."""
         cfg = self.config
         spec, params = (cfg.cf, cfg.cf_params) if role == "cf" else (cfg.text, cfg.text_params)
-        return build_component(name, _params(spec, params, name))
+        params = _params(spec, params, name)
+        return build_component(name, params) if data is None else fit_component(name, params, data)
 
     def _fit(self, data: TrainingData) -> None:
         cfg = self.config
@@ -131,11 +135,11 @@ class Hybrid(Recommender):
         if has_valid and (cfg.weight == "auto" or several):
             self._tune(data, cf_names, text_names)
             if not self.cf_.uses_validation:  # validation has done its job: refit CF on it too
-                self.cf_.fit(data.merged())
+                self.cf_ = self._part("cf", self.cf_name_, data.merged())
         else:  # nothing to pick with: the first candidates
             self.cf_name_, self.text_name_ = cf_names[0], text_names[0]
-            self.cf_ = self._part("cf", self.cf_name_).fit(data)
-            self.text_ = self._part("text", self.text_name_).fit(data)
+            self.cf_ = self._part("cf", self.cf_name_, data)
+            self.text_ = self._part("text", self.text_name_, data)
             self.weight_ = 0.3 if cfg.weight == "auto" else float(cfg.weight)
         self.n_items = max(self.cf_.n_items, self.text_.n_items)
 
@@ -143,7 +147,7 @@ class Hybrid(Recommender):
         """Fit every candidate on training data, measure every blend, keep the pick."""
         cfg = self.config
         weights = WEIGHT_GRID if cfg.weight == "auto" else (float(cfg.weight),)
-        texts = {name: self._part("text", name).fit(data) for name in text_names}
+        texts = {name: self._part("text", name, data) for name in text_names}
         cfs: dict[str, Recommender] = {}
         trials: list[_Trial] = []
         self._fitted = True
@@ -152,7 +156,7 @@ class Hybrid(Recommender):
         bar = tqdm(cf_names, desc="hybrid: CF candidates", unit="model", disable=None)
         for cf_name in bar:
             bar.set_postfix_str(cf_name)
-            self.cf_ = cfs[cf_name] = self._part("cf", cf_name).fit(data)
+            self.cf_ = cfs[cf_name] = self._part("cf", cf_name, data)
             # Weight 0 is the CF candidate alone: the reference of the "balanced" pick.
             trials.append(self._trial(data, cf_name, text_names[0], texts, 0.0))
             trials += [

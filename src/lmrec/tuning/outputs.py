@@ -15,6 +15,7 @@ from lmrec.evaluation.evaluator import EvalOptions, ModelEvaluation
 from lmrec.evaluation.report import _figure_png
 from lmrec.evaluation.runner import _round
 from lmrec.evaluation.significance import bootstrap_ci, paired_test
+from lmrec.models.names import reuse_fitted_parts
 from lmrec.tuning.protocol import TextVectors, TrialConfig, score_config
 from lmrec.tuning.study import (
     TuneSetup,
@@ -76,29 +77,32 @@ def score_on_test(setup: TuneSetup, study: Any, dataset: Dataset, limit: int = 8
             diversity_vectors=diversity,
         )
 
-    reference = run(trial_config(setup, default_stored))
-    out: dict[str, Any] = {
-        "default": {
-            "trial": default.number if default is not None else None,
-            "config": trial_config(setup, default_stored).to_json(),
-            "validation": _values(setup, default),
-            **_test_row(reference, metrics, None, setup.seed),
-        },
-        "chosen": [],
-    }
-    for t in chosen:
-        config = trial_config(setup, t.params)
-        res = reference if default is not None and t.number == default.number else run(config)
-        out["chosen"].append(
-            {
-                "trial": t.number,
-                "config": config.to_json(),
-                "validation": _values(setup, t),
-                **_test_row(res, metrics, reference, setup.seed),
-            }
+    with reuse_fitted_parts():  # the defaults and the chosen configs share parts
+        reference = run(trial_config(setup, default_stored))
+        out: dict[str, Any] = {
+            "default": {
+                "trial": default.number if default is not None else None,
+                "config": trial_config(setup, default_stored).to_json(),
+                "validation": _values(setup, default),
+                **_test_row(reference, metrics, None, setup.seed),
+            },
+            "chosen": [],
+        }
+        for t in chosen:
+            config = trial_config(setup, t.params)
+            res = reference if default is not None and t.number == default.number else run(config)
+            out["chosen"].append(
+                {
+                    "trial": t.number,
+                    "config": config.to_json(),
+                    "validation": _values(setup, t),
+                    **_test_row(res, metrics, reference, setup.seed),
+                }
+            )
+        out["test_reads"] = 1 + sum(
+            1 for t in chosen if default is None or t.number != default.number
         )
-    out["test_reads"] = 1 + sum(1 for t in chosen if default is None or t.number != default.number)
-    return out
+        return out
 
 
 def _values(setup: TuneSetup, trial: Any) -> dict[str, float | None]:

@@ -31,7 +31,7 @@ import numpy as np
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError, LmrecError
 from lmrec.evaluation.evaluator import EvalOptions, ModelEvaluation
-from lmrec.models.names import resolve_strategy
+from lmrec.models.names import resolve_strategy, reuse_fitted_parts
 from lmrec.ranking.validation import Scorer, ValidationScore, full_ranking_ndcg
 from lmrec.tuning.protocol import TextVectors, TrialConfig, fold_dataset, search_dataset
 from lmrec.tuning.protocol import score_config as _score
@@ -282,9 +282,10 @@ def _work(
     dataset: Dataset | None = None,
 ) -> None:
     """Run trials in this process until the study is full or the deadline passes
-    (`dataset`: the one `setup.load` gives, when the caller has it already)."""
+    (`dataset`: the one `setup.load` gives, when the caller has it already). The parts
+    of composite strategies are fitted once per settings in this process and reused by
+    later trials (`reuse_fitted_parts`)."""
     import optuna
-    from optuna.trial import TrialState
 
     _share_cores(worker, jobs)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -292,6 +293,22 @@ def _work(
         study_name=study_name, storage=journal(storage), pruner=_pruner(setup)
     )
     work = _Process(setup, dataset)
+    with reuse_fitted_parts():
+        _trials(setup, work, study, n_trials, deadline, on_trial)
+
+
+def _trials(
+    setup: TuneSetup,
+    work: _Process,
+    study: Any,
+    n_trials: int,
+    deadline: float | None,
+    on_trial: Callable[[Any], None] | None,
+) -> None:
+    """Ask, evaluate and tell trials until the study is full or the deadline passes."""
+    import optuna
+    from optuna.trial import TrialState
+
     points = grid_points(setup) if setup.sampler == "grid" else []
     failures = 0
     while deadline is None or time.time() < deadline:
