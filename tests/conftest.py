@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from lmrec.data import Dataset, Interactions
+from tests.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +77,13 @@ def tiny_dataset() -> Dataset:
         }
     )
     return Dataset.from_frames("tiny", frame, catalog)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A fresh redis-server (AOF on, fsync always) for one test, stopped after it."""
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -38,10 +38,24 @@ def keys() -> dict[str, str]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, artifact_dir: Path, keys: dict[str, str]) -> Settings:
+def store_kind() -> str:
+    """Which state store `settings` uses; a module runs on both by overriding this with
+    `params=["sqlite", "redis"]` (Redis: a real redis-server per test)."""
+    return "sqlite"
+
+
+@pytest.fixture
+def settings(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    artifact_dir: Path,
+    keys: dict[str, str],
+    store_kind: str,
+) -> Settings:
     return Settings(
         model_dir=artifact_dir,
         db=tmp_path / "state.db",
+        store=request.getfixturevalue("redis_server").url if store_kind == "redis" else None,
         api_keys=ApiKeys.model_validate_json(keys["_file"]),
         max_body_bytes=64 * 1024,
         # The session's temporary folder: tests load artefacts they build in `tmp_path`.

@@ -12,6 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from serving_fixtures import ROMANCE, SPACE, auth
 
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on both state stores."""
+    return str(request.param)
+
+
 TRIALS = 1000
 POSITIVE = ("view", "click", "add_to_cart", "purchase", "rating")
 TYPES = (*POSITIVE, "not_interested")

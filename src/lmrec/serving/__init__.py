@@ -21,6 +21,8 @@ _WHERE = {
     "Event": "store",
     "SQLiteStateStore": "store",
     "StateStore": "store",
+    "RedisStateStore": "redis_store",
+    "open_store": "store",
     "StoredItem": "store",
     "UserState": "store",
 }

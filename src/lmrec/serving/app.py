@@ -70,7 +70,7 @@ from lmrec.serving.schemas import (
     RecommendationResponse,
 )
 from lmrec.serving.settings import Settings
-from lmrec.serving.store import Event, SQLiteStateStore, StoredItem, StoreUnavailable
+from lmrec.serving.store import Event, StoredItem, StoreUnavailable, open_store
 
 __all__ = ["ApiError", "create_app"]
 
@@ -249,7 +249,7 @@ def create_app(
             enc, identity = carried, None if carried is None else carried.identity
         elif isinstance(enc, HashingEncoder) and identity is None:
             identity = enc.identity
-        store = SQLiteStateStore(settings.db, policy).open()
+        store = open_store(settings.state_location, policy)
         registry = ModelRegistry(store, enc, settings.trusted_model_classes, identity)
         experiments = ExperimentBook(
             store, registry, settings.experiment_holdout, settings.admin_root

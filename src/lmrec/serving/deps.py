@@ -21,7 +21,7 @@ from lmrec.serving.auth import ApiKey, authenticate
 from lmrec.serving.experiments import DiskSync, ExperimentBook
 from lmrec.serving.registry import ModelRegistry
 from lmrec.serving.settings import Settings
-from lmrec.serving.store import SQLiteStateStore
+from lmrec.serving.store import StateStore
 
 __all__ = [
     "AdminKey",
@@ -96,7 +96,7 @@ class ServiceState:
     """What the routes share, opened in the app's lifespan."""
 
     settings: Settings
-    store: SQLiteStateStore
+    store: StateStore
     registry: ModelRegistry
     metrics: Metrics
     experiments: ExperimentBook

@@ -21,7 +21,7 @@ from lmrec.errors import ConfigError, LmrecError
 from lmrec.experiments.assignment import Assignment, assign
 from lmrec.experiments.design import Experiment, ExperimentSpec, allocate
 from lmrec.serving.registry import ModelRegistry
-from lmrec.serving.store import SQLiteStateStore
+from lmrec.serving.store import StateStore
 
 __all__ = ["DiskSync", "ExperimentBook", "ExperimentExists", "UnknownExperiment"]
 
@@ -46,7 +46,7 @@ class ExperimentBook:
 
     def __init__(
         self,
-        store: SQLiteStateStore,
+        store: StateStore,
         registry: ModelRegistry,
         holdout: float = 0.0,
         model_root: Path | None = None,
@@ -137,7 +137,7 @@ class DiskSync:
     the next full-sync event commit) has synced the write-ahead log.
     """
 
-    def __init__(self, store: SQLiteStateStore, interval_s: float = 1.0):
+    def __init__(self, store: StateStore, interval_s: float = 1.0):
         self.store, self.interval_s = store, interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

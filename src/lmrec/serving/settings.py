@@ -16,7 +16,9 @@ __all__ = ["Settings"]
 class Settings(BaseModel):
     """Everything `create_app` needs.
 
-    `model_dir`: the artefact to serve at start-up. `db`: the SQLite state file.
+    `model_dir`: the artefact to serve at start-up. `db`: the SQLite state file;
+    `store`: a Redis URL (`redis://host:port/0`) to keep the state there instead,
+    shared by every worker and server pointed at it (`db` is then unused).
     `api_keys`: who may call what; with no keys every protected route answers 401
     unless `allow_anonymous` (local experiments only). `model_root`: admin model
     loads and experiment variants' models must lie under it (default: the folder
@@ -44,6 +46,7 @@ class Settings(BaseModel):
 
     model_dir: Path
     db: Path
+    store: str | None = None
     api_keys: ApiKeys = ApiKeys()
     allow_anonymous: bool = False
     model_root: Path | None = None
@@ -61,6 +64,11 @@ class Settings(BaseModel):
     trusted_model_classes: tuple[str, ...] = ()
     reports_dir: Path | None = None
     ui: bool = True
+
+    @property
+    def state_location(self) -> str | Path:
+        """Where the state store is: the Redis URL, or else the SQLite file."""
+        return self.store if self.store is not None else self.db
 
     @property
     def admin_root(self) -> Path:

@@ -2,7 +2,8 @@
 
 `StateStore` is the seam; `SQLiteStateStore` is the default (one file, WAL mode,
 `synchronous=FULL`, so a commit that returned survives a power cut or `kill -9`).
-A Redis store for scale-out implements the same protocol.
+`RedisStateStore` (`lmrec.serving.redis_store`) implements the same protocol for
+several workers and servers sharing one state; `open_store` opens either.
 
 Experiment definitions and the exposure log (every list served in an experiment)
 live in the same file, so one commit standard covers them all.
@@ -46,6 +47,7 @@ __all__ = [
     "StoreUnavailable",
     "StoredItem",
     "UserState",
+    "open_store",
 ]
 
 
@@ -165,6 +167,39 @@ class StateStore(Protocol):
 
     def add_exposures(self, exposures: Sequence[Exposure]) -> None:
         """Log served lists durably (return only after commit)."""
+        ...
+
+    def exposures(self, experiment_id: str) -> list[Exposure]:
+        """The lists served in an experiment, oldest first."""
+        ...
+
+    def experiments_version(self) -> int:
+        """A counter that changes whenever a definition does (read on every request)."""
+        ...
+
+    def unit_events(self, experiment_id: str) -> list[Event]:
+        """Every stored event of the units exposed in an experiment, oldest first."""
+        ...
+
+    def user_events(self, user_id: str, limit: int = 200) -> list[Event]:
+        """A user's newest `limit` stored events of every type, newest first."""
+        ...
+
+    def counts(self) -> StoreCounts:
+        """How much the store holds."""
+        ...
+
+    @property
+    def event_policy(self) -> EventPolicy:
+        """Which events make up a user's history and negative feedback."""
+        ...
+
+    def hash_id(self, user_id: str) -> str:
+        """A salted hash of an id (tombstones, logs)."""
+        ...
+
+    def flush(self) -> None:
+        """Force writes acknowledged without waiting for the disk onto it."""
         ...
 
     def ping(self) -> bool:
@@ -689,3 +724,14 @@ class SQLiteStateStore:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def open_store(location: str | Path, event_policy: EventPolicy | None = None) -> StateStore:
+    """The state store at `location`, opened: a `redis://` (or `rediss://`, `unix://`)
+    URL opens a `RedisStateStore`, anything else is a SQLite file path."""
+    text = str(location)
+    if text.split("://", 1)[0] in ("redis", "rediss", "unix") and "://" in text:
+        from lmrec.serving.redis_store import RedisStateStore
+
+        return RedisStateStore(text, event_policy).open()
+    return SQLiteStateStore(location, event_policy).open()
