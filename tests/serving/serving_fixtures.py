@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pandas as pd
 
 from lmrec.artifacts import build_artifact
@@ -66,3 +73,48 @@ def make_artifact(out: Path, reg: float = 1.0) -> Path:
 
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """A real server process on a fresh loopback port, ready when `start` returns.
+
+    `argv(port)` is its command line; `kill` sends SIGKILL, `start` again restarts
+    it on a new port.
+    """
+
+    def __init__(self, argv: Callable[[int], list[str]]):
+        self.argv = argv
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self, timeout_s: float = 120) -> ServerProcess:
+        port = free_port()
+        self.proc = subprocess.Popen(self.argv(port))
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, "the server exited"
+            try:
+                if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("the server did not become ready")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)

@@ -7,10 +7,6 @@ SIGKILL in the middle of traffic and restarted. Nothing a client saw acknowledge
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -19,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from serving_fixtures import ServerProcess
 
 from lmrec.experiments import bucket
 from lmrec.serving.store import SQLiteStateStore
@@ -41,44 +38,11 @@ EXP = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class _Server:
+class _Server(ServerProcess):
     def __init__(self, model: Path, db: Path):
-        self.model, self.db = model, db
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = ""
-
-    def start(self) -> _Server:
-        port = _free_port()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", SERVER, str(self.model), str(self.db), str(port)]
+        super().__init__(
+            lambda port: [sys.executable, "-c", SERVER, str(model), str(db), str(port)]
         )
-        self.url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "the server exited"
-            try:
-                if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError("the server did not become ready")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
 
     def variant(self, user: str) -> str:
         r = httpx.post(f"{self.url}/v1/recommendations", json={"user_id": user, "k": 3}, timeout=30)

@@ -28,8 +28,10 @@ from lmrec import __version__
 from lmrec.artifacts import artifact_encoder, read_event_policy
 from lmrec.errors import LmrecError
 from lmrec.experiments.apply import Served, rank_assigned
-from lmrec.pipeline import Encoder, Recommendation
+from lmrec.pipeline import Encoder, Pipeline, Recommendation
 from lmrec.pipeline import Query as PipelineQuery
+from lmrec.serving.background import disk_sync as start_disk_sync
+from lmrec.serving.background import follower
 from lmrec.serving.browse_routes import router as browse_router
 from lmrec.serving.deps import (
     AdminKey,
@@ -49,7 +51,7 @@ from lmrec.serving.deps import (
 )
 from lmrec.serving.encoders import HashingEncoder
 from lmrec.serving.experiment_routes import router as experiment_router
-from lmrec.serving.experiments import DiskSync, ExperimentBook
+from lmrec.serving.experiments import ExperimentBook
 from lmrec.serving.registry import ModelRegistry
 from lmrec.serving.report_routes import router as report_router
 from lmrec.serving.schemas import (
@@ -70,7 +72,7 @@ from lmrec.serving.schemas import (
     RecommendationResponse,
 )
 from lmrec.serving.settings import Settings
-from lmrec.serving.store import Event, StoredItem, StoreUnavailable, open_store
+from lmrec.serving.store import Event, StateStore, StoredItem, StoreUnavailable, open_store
 
 __all__ = ["ApiError", "create_app"]
 
@@ -223,6 +225,20 @@ def _event_time(
     )
 
 
+def _first_model(settings: Settings, store: StateStore, registry: ModelRegistry) -> Pipeline:
+    """Load the model to serve at start-up: with a shared store, the one the workers
+    were last told to serve (so a restarted worker does not bring an old version
+    back), else `settings.model_dir`; `model_dir` too when the announced one fails."""
+    announced = store.announced_model() if settings.store is not None else None
+    if announced is not None:
+        registry.announcement_seen = announced.seq
+        try:
+            return registry.load(announced.path)
+        except (LmrecError, OSError) as exc:
+            log.warning("the announced model %s does not load (%s)", announced.path, exc)
+    return registry.load(settings.model_dir)
+
+
 def create_app(
     settings: Settings, encoder: Encoder | None = None, encoder_identity: str | None = None
 ) -> FastAPI:
@@ -255,20 +271,31 @@ def create_app(
             store, registry, settings.experiment_holdout, settings.admin_root
         )
         try:
-            pipeline = registry.load(settings.model_dir)
+            pipeline = _first_model(settings, store, registry)
             experiments.load_models()
         except BaseException:
             store.close()
             raise
         metrics.model.labels(pipeline.version).set(1)
         metrics.items.set(pipeline.n_items)
-        disk_sync = DiskSync(store).start()
+        disk_sync = start_disk_sync(store).start()
+        follow = None
+        if settings.store is not None:  # other workers share the state: follow them
+
+            def switched() -> None:
+                metrics.model.clear()
+                metrics.model.labels(registry.pipeline.version).set(1)
+                metrics.items.set(registry.pipeline.n_items)
+
+            follow = follower(registry, settings.follow_interval_s, switched).start()
         app.state.services = ServiceState(
             settings, store, registry, metrics, experiments, disk_sync, CapacityLimiter(1)
         )
         try:
             yield
         finally:
+            if follow is not None:
+                follow.close()
             disk_sync.close()
             store.close()
 
@@ -559,6 +586,10 @@ def create_app(
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             svc.metrics.swaps.labels("rejected").inc()
             raise ApiError(422, "invalid_artifact", f"{reason}; still serving {old}") from None
+        if svc.settings.store is not None:  # every worker sharing the store follows
+            svc.registry.announcement_seen = svc.store.announce_model(
+                str(path.resolve()), pipeline.version
+            ).seq
         svc.metrics.swaps.labels("loaded").inc()
         svc.metrics.model.clear()
         svc.metrics.model.labels(pipeline.version).set(1)

@@ -223,8 +223,22 @@ def serve_command(
             "--max-connections", help="Open connections and requests at most; more get 503."
         ),
     ] = 1000,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Keep the online state in Redis instead of --db, shared by every worker and "
+            "server pointed at it, e.g. redis://127.0.0.1:6379/0 (run redis-server with "
+            "--appendonly yes --appendfsync always; see docs/scale-out.md).",
+        ),
+    ] = None,
     workers: Annotated[
-        int, typer.Option("--workers", help="Server processes (each loads the model).")
+        int,
+        typer.Option(
+            "--workers",
+            help="Server processes on one port (each loads the model; needs --store). A "
+            "worker that dies is restarted.",
+        ),
     ] = 1,
     min_rating: Annotated[
         float | None,
@@ -283,7 +297,6 @@ def serve_command(
 
     from lmrec.data.events import EventPolicy
     from lmrec.serving import ApiKeys, Settings, create_app, load_api_keys
-    from lmrec.serving.protocol import guarded_protocol
 
     encoders = ("auto", "artifact", "minilm", "none")
     if encoder not in encoders:
@@ -299,13 +312,17 @@ def serve_command(
         raise ConfigError("--request-timeout must be > 0 and --max-connections at least 1")
     if not 0.0 <= experiment_holdout < 1.0:
         raise ConfigError(f"--experiment-holdout must be in [0, 1), not {experiment_holdout:g}")
-    if workers != 1:
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, not {workers}")
+    if workers > 1 and store is None:
         raise ConfigError(
-            "--workers > 1 needs a shared state store (Redis); run one process per SQLite file"
+            "--workers > 1 needs a shared state store: add --store redis://HOST:PORT/0 "
+            "(one SQLite file serves one process)"
         )
     settings = Settings(
         model_dir=model_dir,
         db=db,
+        store=store,
         api_keys=load_api_keys(api_keys_file) if api_keys_file is not None else ApiKeys(),
         allow_anonymous=allow_anonymous,
         encoder=encoder,  # type: ignore[arg-type]
@@ -323,17 +340,15 @@ def serve_command(
         ui=ui,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # uvicorn's access log prints query strings; ours logs route templates only.
+    if workers > 1:
+        from lmrec.serving.workers import serve_workers
+
+        serve_workers(settings, workers, host, port, max_connections)
+        return
+    from lmrec.serving.workers import uvicorn_options
+
     uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        access_log=False,
-        # Slow or stalled clients: headers must arrive within the body timeout too, and
-        # past `max_connections` open connections new ones get 503 instead of a hang.
-        http=guarded_protocol(settings.body_timeout_s),
-        limit_concurrency=max_connections,
-        timeout_keep_alive=5,
+        create_app(settings), host=host, port=port, **uvicorn_options(settings, max_connections)
     )
 
 

@@ -18,7 +18,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from lmrec.serving.auth import ApiKey, authenticate
-from lmrec.serving.experiments import DiskSync, ExperimentBook
+from lmrec.serving.background import Periodic
+from lmrec.serving.experiments import ExperimentBook
 from lmrec.serving.registry import ModelRegistry
 from lmrec.serving.settings import Settings
 from lmrec.serving.store import StateStore
@@ -100,7 +101,7 @@ class ServiceState:
     registry: ModelRegistry
     metrics: Metrics
     experiments: ExperimentBook
-    disk_sync: DiskSync
+    disk_sync: Periodic
     #: The thread heavy requests rank in (one: several would only fight for the GIL).
     ranking_threads: CapacityLimiter
     #: When the services opened (epoch seconds): rates since start are per this.

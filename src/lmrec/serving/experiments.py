@@ -5,7 +5,7 @@ store's version counter moves, so an experiment created or stopped through any
 worker (or the CLI, on the same file) applies to the next request everywhere.
 Served lists are logged in the ranking thread before the answer is sent (nothing
 is answered that is not logged, and a killed server loses none of it); that
-commit does not wait for the disk, which `DiskSync` syncs within a second (power-cut
+commit does not wait for the disk, which `background.disk_sync` syncs within a second (power-cut
 safety). Measured: an fsync per list, or a group-commit writer thread (two more
 thread hand-offs per request), each cost 15-40% of p99 latency; this costs ~4%.
 """
@@ -23,7 +23,7 @@ from lmrec.experiments.design import Experiment, ExperimentSpec, allocate
 from lmrec.serving.registry import ModelRegistry
 from lmrec.serving.store import StateStore
 
-__all__ = ["DiskSync", "ExperimentBook", "ExperimentExists", "UnknownExperiment"]
+__all__ = ["ExperimentBook", "ExperimentExists", "UnknownExperiment"]
 
 log = logging.getLogger("lmrec.serving")
 
@@ -127,41 +127,3 @@ class ExperimentBook:
             raise UnknownExperiment(f"no experiment {experiment_id!r}")
 
         return self.store.change_experiment(stop)
-
-
-class DiskSync:
-    """Puts commits made without an fsync (exposures) onto the disk within `interval_s`.
-
-    The exposure log commits in the ranking thread with `synchronous=NORMAL`: durable
-    against a killed server at once, and against a power cut once this thread (or
-    the next full-sync event commit) has synced the write-ahead log.
-    """
-
-    def __init__(self, store: StateStore, interval_s: float = 1.0):
-        self.store, self.interval_s = store, interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> DiskSync:
-        """Start the thread; returns `self`."""
-        self._thread = threading.Thread(target=self._run, name="lmrec-disk-sync", daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self._flush()
-
-    def _flush(self) -> None:
-        try:
-            self.store.flush()
-        except OSError as exc:  # the file is gone: the next write reports it (503)
-            log.warning("could not sync the state file: %s", exc)
-
-    def close(self) -> None:
-        """Sync once more, then stop the thread."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-        self._flush()

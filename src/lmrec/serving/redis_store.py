@@ -50,6 +50,7 @@ from lmrec.experiments.design import Experiment, Exposure
 from lmrec.serving.store import (
     Erasure,
     Event,
+    ModelAnnouncement,
     StoreCounts,
     StoredItem,
     StoreUnavailable,
@@ -137,6 +138,17 @@ for i = 2, #ARGV, 5 do
     redis.call('SADD', p..'ux:'..unit, exp..'\\n'..req)
   end
 end
+return 1
+"""
+
+_ANNOUNCE = """
+local old = redis.call('GET', ARGV[1])
+local seq = tonumber(ARGV[2])
+if old then
+  local bar = string.find(old, '|', 1, true)
+  if tonumber(string.sub(old, 1, bar - 1)) > seq then return 0 end
+end
+redis.call('SET', ARGV[1], ARGV[2]..'|'..ARGV[3])
 return 1
 """
 
@@ -234,6 +246,7 @@ class RedisStateStore:
                     ("erase_user", _ERASE_USER),
                     ("put_items", _PUT_ITEMS),
                     ("add_exposures", _ADD_EXPOSURES),
+                    ("announce", _ANNOUNCE),
                 )
             }
         if self.durability == "none" and not self.volatile:
@@ -552,6 +565,24 @@ class RedisStateStore:
                 )
             )
         return out
+
+    # -- the served model ----------------------------------------------------------------
+
+    def announce_model(self, path: str, version: str) -> ModelAnnouncement:
+        with self._errors():
+            seq = int(self.client.incr(self._key("model_seq")))
+            value = json.dumps({"seq": seq, "path": path, "version": version})
+            # Only a newer announcement replaces the stored one (two at once: the later wins).
+            self._scripts["announce"](args=[self._key("model"), seq, value])
+        return ModelAnnouncement(seq, path, version)
+
+    def announced_model(self) -> ModelAnnouncement | None:
+        with self._errors():
+            raw = self.client.get(self._key("model"))
+        if raw is None:
+            return None
+        value = raw.split(b"|", 1)[1]
+        return ModelAnnouncement(**json.loads(value))
 
     # -- the event stream ----------------------------------------------------------------
 

@@ -78,6 +78,10 @@ class ModelRegistry:
         # Serialises item writes with swaps so no upsert is lost between replay and swap.
         self.items_lock = threading.Lock()
         self._load_lock = threading.Lock()
+        #: The newest stored item change every loaded pipeline has (see `follow_items`).
+        self.items_seen = 0
+        #: The store's model announcement this process serves (see `follow_model`).
+        self.announcement_seen = 0
 
     @property
     def pipeline(self) -> Pipeline:
@@ -173,10 +177,45 @@ class ModelRegistry:
         self.apply(pipeline, snapshot)
         seen = max((i.seq for i in snapshot), default=0)
         with self.items_lock:
-            self.apply(pipeline, self.with_vectors(self.store.items(after=seen)))
+            rest = self.with_vectors(self.store.items(after=seen))
+            self.apply(pipeline, rest)
+            self.items_seen = max(self.items_seen, seen, *(i.seq for i in rest))
             # Users erased since the artefact was trained are not served from its copy.
             pipeline.forget_users(self.store.erased_among(pipeline.histories.users.to_list()))
             yield
+
+    def follow_items(self) -> int:
+        """Apply item changes other workers stored since the last call to every loaded
+        pipeline; returns how many. Read and applied under `items_lock`, so a change
+        this worker makes meanwhile is never overtaken by an older one."""
+        with self.items_lock:
+            changes = self.with_vectors(self.store.items(after=self.items_seen))
+            if not changes:
+                return 0
+            for pipeline in self.pipelines():
+                self.apply(pipeline, changes)
+            self.items_seen = max(self.items_seen, *(i.seq for i in changes))
+        return len(changes)
+
+    def follow_model(self) -> Pipeline | None:
+        """Serve the artefact another worker announced, if it is newer than this one's;
+        returns the new pipeline, or None when nothing changed.
+
+        The load is `load`'s (verify, replay, warm, then switch), so requests never see
+        a half-loaded model; a newer announcement only moves forwards, so the version a
+        worker reports never flips back. An artefact this worker cannot load is
+        recorded in `loads` and not retried until the next announcement.
+        """
+        current = self.store.announced_model()
+        if current is None or current.seq <= self.announcement_seen:
+            return None
+        self.announcement_seen = current.seq
+        if self._pipeline is not None and self._pipeline.version == current.version:
+            return None
+        try:
+            return self.load(current.path)
+        except (LmrecError, OSError):
+            return None
 
     def forget_user(self, user_id: str) -> None:
         """Drop an erased user's history from every loaded pipeline."""

@@ -18,7 +18,9 @@ class Settings(BaseModel):
 
     `model_dir`: the artefact to serve at start-up. `db`: the SQLite state file;
     `store`: a Redis URL (`redis://host:port/0`) to keep the state there instead,
-    shared by every worker and server pointed at it (`db` is then unused).
+    shared by every worker and server pointed at it (`db` is then unused); each
+    worker then applies the others' item changes and model loads every
+    `follow_interval_s`.
     `api_keys`: who may call what; with no keys every protected route answers 401
     unless `allow_anonymous` (local experiments only). `model_root`: admin model
     loads and experiment variants' models must lie under it (default: the folder
@@ -47,6 +49,7 @@ class Settings(BaseModel):
     model_dir: Path
     db: Path
     store: str | None = None
+    follow_interval_s: float = Field(default=0.1, gt=0)
     api_keys: ApiKeys = ApiKeys()
     allow_anonymous: bool = False
     model_root: Path | None = None

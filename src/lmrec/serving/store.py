@@ -41,6 +41,7 @@ from lmrec.experiments.design import Experiment, Exposure
 __all__ = [
     "Erasure",
     "Event",
+    "ModelAnnouncement",
     "SQLiteStateStore",
     "StateStore",
     "StoreCounts",
@@ -130,6 +131,16 @@ class StoreCounts:
     erased_users: int
 
 
+@dataclass(frozen=True)
+class ModelAnnouncement:
+    """The artefact every worker sharing the store should serve: `seq` grows with each
+    announcement, `path` and `version` name it."""
+
+    seq: int
+    path: str
+    version: str
+
+
 class StateStore(Protocol):
     """Durable per-user state and event log behind one protocol."""
 
@@ -200,6 +211,14 @@ class StateStore(Protocol):
 
     def flush(self) -> None:
         """Force writes acknowledged without waiting for the disk onto it."""
+        ...
+
+    def announce_model(self, path: str, version: str) -> ModelAnnouncement:
+        """Record that every worker should now serve the artefact at `path`."""
+        ...
+
+    def announced_model(self) -> ModelAnnouncement | None:
+        """The latest announcement, if any."""
         ...
 
     def ping(self) -> bool:
@@ -605,7 +624,7 @@ class SQLiteStateStore:
         ]
         # Committed without waiting for the disk (`synchronous=NORMAL` in WAL mode): the
         # commit is in the OS's page cache when this returns, so a killed server loses
-        # nothing acknowledged; `flush` (the server's `DiskSync` calls it every second)
+        # nothing acknowledged; `flush` (the server's `background.disk_sync` calls it every second)
         # or the next event batch's full fsync makes it safe against a power cut too.
         # An fsync per served list was most of an experiment's cost per request.
         with self._lock:
@@ -616,6 +635,22 @@ class SQLiteStateStore:
                 self._unsynced = True
             finally:
                 self.conn.execute("PRAGMA synchronous=FULL")
+
+    def announce_model(self, path: str, version: str) -> ModelAnnouncement:
+        with self.transaction() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key='model'").fetchone()
+            seq = (json.loads(row[0])["seq"] if row else 0) + 1
+            value = json.dumps({"seq": seq, "path": path, "version": version})
+            conn.execute(
+                "INSERT INTO meta VALUES ('model', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (value,),
+            )
+        return ModelAnnouncement(seq, path, version)
+
+    def announced_model(self) -> ModelAnnouncement | None:
+        with self.snapshot() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key='model'").fetchone()
+        return None if row is None else ModelAnnouncement(**json.loads(row[0]))
 
     def flush(self) -> None:
         """Force commits made without waiting for the disk (exposures) onto it."""
