@@ -13,7 +13,17 @@ A batch whose commit finished just before the kill but whose response never arri
 is retried and answered as duplicates: the count of such batches shows the kills
 land inside the commit-to-response window, which is the case idempotency exists for.
 
+With `--store redis` the state is in a local redis-server (`--appendonly yes
+--appendfsync always`) and `--kill` chooses what dies each cycle: `worker`, one of
+`lmrec serve --workers 2`'s processes (the supervisor restarts it; the clients retry
+on the other meanwhile), or `redis`, redis-server itself (restarted on the same port
+after a random pause, replaying its append-only file; the server answers 503 until
+then). The check reads Redis: every acknowledged event once in the events hash, once
+in its user's history and once in the stream (applied twice would show in either).
+
     python benchmarks/serving_durability.py --cycles 20 --events 20000
+    python benchmarks/serving_durability.py --store redis --kill worker --cycles 10
+    python benchmarks/serving_durability.py --store redis --kill redis --cycles 10
 """
 
 from __future__ import annotations
@@ -85,20 +95,33 @@ def free_port() -> int:
 
 @dataclass
 class Server:
-    """The server process; `url` changes on every start (a fresh free port)."""
+    """The server process; `url` changes on every start (a fresh free port).
+
+    With `store` (a Redis URL) it is `lmrec serve --store URL --workers N`, whose
+    worker processes `kill_worker` can SIGKILL one at a time.
+    """
 
     model: Path
     db: Path
     keys_json: str
+    store: str | None = None
+    workers: int = 1
     proc: subprocess.Popen[bytes] | None = None
     url: str = ""
     starts: int = 0
 
     def start(self) -> None:
         port = free_port()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", SERVER, str(self.model), str(self.db), self.keys_json, str(port)]
-        )
+        if self.store is None:
+            argv = [sys.executable, "-c", SERVER, str(self.model), str(self.db), self.keys_json]
+            argv.append(str(port))
+        else:
+            keys = self.db.with_name("keys.json")
+            keys.write_text(self.keys_json)
+            argv = [sys.executable, "-m", "lmrec.cli", "serve", "--model-dir", str(self.model)]
+            argv += ["--store", self.store, "--api-keys-file", str(keys), "--port", str(port)]
+            argv += ["--workers", str(self.workers), "--encoder", "none"]
+        self.proc = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{port}"
         self.starts += 1
         wait_ready(self.url, self.proc, timeout=120)
@@ -109,6 +132,23 @@ class Server:
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
         self.proc = None
+
+    def worker_pids(self) -> list[int]:
+        """The serving processes under the `--workers` supervisor (not its resource tracker)."""
+        assert self.proc is not None
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        pids = []
+        for pid in out.stdout.split():
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"resource_tracker" not in cmdline:
+                pids.append(int(pid))
+        return pids
+
+    def kill_worker(self) -> int:
+        """SIGKILL one worker; returns its pid (the supervisor starts another)."""
+        pid = random.choice(self.worker_pids())
+        os.kill(pid, signal.SIGKILL)
+        return pid
 
 
 @dataclass
@@ -163,19 +203,46 @@ def send(
                 time.sleep(0.02)
 
 
-def check(
-    db: Path, expected: dict[str, tuple[str, str, str, str]], acked: list[str]
-) -> dict[str, Any]:
-    """Integrity, and every acknowledged event stored exactly once as sent; no unsent rows.
+def stored_rows(location: Path | str) -> tuple[list[str], list[tuple[str, ...]]]:
+    """(integrity problems or ["ok"], every stored event as (id, user, item, type)).
 
-    Opens its own connection (the server may be dead or running: WAL readers never block).
+    SQLite: its own connection (WAL readers never block) and `PRAGMA integrity_check`.
+    Redis: the events hash, checked against the users' histories and the stream, which
+    hold each accepted event once too.
     """
-    conn = sqlite3.connect(db, timeout=30)
+    if isinstance(location, Path):
+        conn = sqlite3.connect(location, timeout=30)
+        try:
+            integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+            rows = conn.execute("SELECT event_id, user_id, item_id, type FROM events").fetchall()
+        finally:
+            conn.close()
+        return integrity, rows
+    import redis
+
+    r = redis.Redis.from_url(location)
     try:
-        integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
-        rows = conn.execute("SELECT event_id, user_id, item_id, type FROM events").fetchall()
+        rows = []
+        for raw in r.hvals("lmrec:events"):
+            e = json.loads(raw.split(b"|", 2)[2])
+            rows.append((e["event_id"], e["user_id"], e["item_id"], e["type"]))
+        in_histories = sum(r.zcard(f"lmrec:u:{u.decode()}") for u in r.smembers("lmrec:users"))
+        in_stream = r.xlen("lmrec:stream")
     finally:
-        conn.close()
+        r.close()
+    problems = [
+        f"{name}: {n} entries for {len(rows)} events"
+        for name, n in (("histories", in_histories), ("stream", in_stream))
+        if n != len(rows)
+    ]
+    return problems or ["ok"], rows
+
+
+def check(
+    location: Path | str, expected: dict[str, tuple[str, str, str, str]], acked: list[str]
+) -> dict[str, Any]:
+    """Integrity, and every acknowledged event stored exactly once as sent; no unsent rows."""
+    integrity, rows = stored_rows(location)
     counts: dict[str, int] = {}
     for row in rows:
         counts[row[0]] = counts.get(row[0], 0) + 1
@@ -229,16 +296,25 @@ def cycle(
     while len(ledger.acked) < kill_after and any(t.is_alive() for t in clients):
         time.sleep(0.001)
     time.sleep(jitter)
-    server.kill()
+    if args.kill == "worker":
+        server.kill_worker()
+    elif args.kill == "redis":
+        args.redis.stop(kill=True)
+    else:
+        server.kill()
     killed_at = time.perf_counter() - started
     with ledger.lock:
         acked_at_kill = list(ledger.acked)
     mid_stream = len(acked_at_kill) < args.events  # some events were still to be acknowledged
-    after_kill = check(args.db, expected, acked_before + acked_at_kill)
-    server.start()
+    if args.kill == "redis":  # its state is only readable once it has replayed its AOF
+        time.sleep(random.uniform(0.2, 1.0))
+        args.redis.start()
+    after_kill = check(args.location, expected, acked_before + acked_at_kill)
+    if args.kill == "server":
+        server.start()
     for t in clients:
         t.join()
-    after_cycle = check(args.db, expected, acked_before + ledger.acked)
+    after_cycle = check(args.location, expected, acked_before + ledger.acked)
     acked_before.extend(ledger.acked)
     return {
         "cycle": n + 1,
@@ -265,7 +341,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50, help="Events per POST /v1/events.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="Write the per-cycle results as JSON here.")
+    parser.add_argument("--store", choices=("sqlite", "redis"), default="sqlite")
+    parser.add_argument(
+        "--kill",
+        choices=("server", "worker", "redis"),
+        default=None,
+        help="What gets SIGKILL each cycle (default: server; worker or redis need --store redis).",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="Server processes with --store redis."
+    )
     args = parser.parse_args()
+    args.kill = args.kill or ("server" if args.store == "sqlite" else "worker")
+    if args.kill != "server" and args.store != "redis":
+        parser.error(f"--kill {args.kill} needs --store redis")
     random.seed(args.seed)
 
     from lmrec.serving.auth import ApiKeys, new_api_key
@@ -275,7 +364,14 @@ def main() -> None:
     model = build(root)
     items = item_ids(model)
     args.db = root / "state.db"
-    server = Server(model, args.db, ApiKeys(keys=(entry,)).model_dump_json())
+    args.location, store = args.db, None
+    if args.store == "redis":
+        from lmrec.serving.local_redis import RedisServer
+
+        args.redis = RedisServer(root / "redis").start()
+        args.location = store = args.redis.url
+    keys_json = ApiKeys(keys=(entry,)).model_dump_json()
+    server = Server(model, args.db, keys_json, store, args.workers if store else 1)
     expected: dict[str, tuple[str, str, str, str]] = {}
     acked: list[str] = []
     results = []
@@ -288,7 +384,7 @@ def main() -> None:
             ok = clean(r["after_kill"]) and clean(r["after_cycle"])
             ok = ok and r["acked"] == args.events and r["accepted"] + r["duplicates"] == args.events
             print(
-                f"cycle {r['cycle']:2d}: kill -9 at {r['kill_at_s']:.2f} s after "
+                f"cycle {r['cycle']:2d}: kill -9 {args.kill} at {r['kill_at_s']:.2f} s after "
                 f"{r['acked_at_kill']:,} acks (mid-stream: {r['kill_mid_stream']}); "
                 f"{r['acked']:,} acked, {r['ack_lost_batches']} batches committed but unacked, "
                 f"{r['failed_attempts']} failed attempts; after kill: "
@@ -303,7 +399,11 @@ def main() -> None:
     finally:
         if server.proc is not None:
             server.kill()
+        if args.store == "redis":
+            args.redis.stop()
     total = {
+        "store": args.store,
+        "killed": args.kill,
         "cycles": args.cycles,
         "events_per_cycle": args.events,
         "kills": args.cycles,

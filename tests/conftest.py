@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 
 from lmrec.data import Dataset, Interactions
-from tests.redis_server import RedisServer
+from lmrec.serving.local_redis import RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +83,8 @@ def tiny_dataset() -> Dataset:
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A fresh redis-server (AOF on, fsync always) for one test, stopped after it."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
     server = RedisServer(tmp_path / "redis").start()
     try:
         yield server

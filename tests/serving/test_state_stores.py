@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.redis_server import RedisServer
 
 from lmrec.data.events import EventPolicy
 from lmrec.errors import LmrecError
 from lmrec.experiments import Experiment, ExperimentSpec, Exposure
 from lmrec.experiments.design import allocate
+from lmrec.serving.local_redis import RedisServer
 from lmrec.serving.redis_store import RedisStateStore
 from lmrec.serving.store import (
     Event,

@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 from serving_fixtures import ServerProcess, make_artifact
-from tests.redis_server import RedisServer
+
+from lmrec.serving.local_redis import RedisServer
 
 pytestmark = pytest.mark.slow
 

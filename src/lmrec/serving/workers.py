@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import socket
+import threading
 import time
 from typing import Any
 
@@ -37,8 +39,33 @@ def uvicorn_options(settings: Settings, max_connections: int) -> dict[str, Any]:
     }
 
 
+def _exit_with_parent() -> None:
+    """End this worker when the supervisor dies (even by SIGKILL), so no orphan keeps
+    serving on the socket: Linux's parent-death signal, else a thread watching."""
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, signal.SIGTERM) == 0:  # PR_SET_PDEATHSIG
+            if os.getppid() != parent:  # it died before the call
+                os._exit(1)
+            return
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="lmrec-parent-watch", daemon=True).start()
+
+
 def _worker(settings_json: str, sock: socket.socket, max_connections: int) -> None:
     import uvicorn
+
+    _exit_with_parent()
 
     from lmrec.serving.app import create_app
 

@@ -1,4 +1,10 @@
-"""A real `redis-server` (Debian's) for tests: a loopback port, a temp dir, an AOF."""
+"""A local `redis-server` for development, tests and benchmarks: a loopback port, its own
+folder, and the durable settings lmrec expects (`--appendonly yes --appendfsync always`).
+
+Production runs its own Redis; this starts the binary Debian's `redis-server` package
+installs, so a test or a benchmark can kill it with SIGKILL and start it again on
+the same port, replaying its append-only file.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
+from lmrec.errors import LmrecError
 
 __all__ = ["RedisServer"]
 
@@ -29,7 +35,7 @@ class RedisServer:
     def __init__(self, dir: Path, *, appendonly: bool = True, fsync: str = "always"):
         binary = shutil.which("redis-server")
         if binary is None:
-            pytest.skip("redis-server is not installed (apt-get install redis-server)")
+            raise LmrecError("redis-server is not installed: apt-get install redis-server")
         self.binary, self.dir = binary, dir
         self.port = _free_port()
         self.appendonly, self.fsync = appendonly, fsync
@@ -63,9 +69,9 @@ class RedisServer:
             except OSError:
                 pass
             if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited: {(self.dir / 'redis.log').read_text()}")
+                raise LmrecError(f"redis-server exited: {(self.dir / 'redis.log').read_text()}")
             time.sleep(0.05)
-        raise RuntimeError("redis-server did not answer within 20 s")
+        raise LmrecError("redis-server did not answer within 20 s")
 
     def stop(self, kill: bool = False) -> None:
         if self.proc is None:
