@@ -125,11 +125,13 @@ def serve(
     scopes: Sequence[str],
     src: Path | None = None,
     encoder: str = "none",
+    extra: Sequence[str] = (),
 ) -> Iterator[Served]:
     """Run `lmrec serve` on `model` with a fresh state file and one API key, in its own process.
 
     `src` runs another checkout's `src` folder (a baseline commit, side by side);
-    `encoder` is `lmrec serve --encoder` (minilm for a model that reads text).
+    `encoder` is `lmrec serve --encoder` (minilm for a model that reads text); `extra`
+    more `lmrec serve` flags (e.g. `--store redis://... --workers 2`).
     """
     from lmrec.serving.auth import ApiKeys, new_api_key
 
@@ -150,6 +152,7 @@ def serve(
         str(model.parent),
         "--encoder",
         encoder,
+        *extra,
     ]
     env = dict(os.environ)
     if src is not None:
@@ -166,9 +169,19 @@ def serve(
 
 
 def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
-    """CPU time (user + system) the process has used so far, from /proc (Linux)."""
-    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time (user + system) the process and its live children (`--workers`) have
+    used so far, from /proc (Linux)."""
+    total, todo = 0, [process.pid]
+    while todo:
+        pid = todo.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:  # exited meanwhile
+            continue
+        total += int(fields[11]) + int(fields[12])
+        todo += [int(c) for c in children]
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def start_wrk(

@@ -57,6 +57,14 @@ settings = Settings(model_dir=sys.argv[1], db=sys.argv[2], api_keys=ApiKeys.mode
 uvicorn.run(create_app(settings), host="127.0.0.1", port=int(sys.argv[4]), access_log=False, log_level="warning")
 """
 
+SNAPSHOT = """
+local n = 0
+for _, u in ipairs(redis.call('SMEMBERS', 'lmrec:users')) do
+  n = n + redis.call('ZCARD', 'lmrec:u:'..u)
+end
+return {redis.call('HVALS', 'lmrec:events'), n, redis.call('XLEN', 'lmrec:stream')}
+"""
+
 USERS = 97  # events are spread over this many users and the sample's items
 TYPES = ("view", "click", "add_to_cart", "purchase", "not_interested")
 
@@ -221,15 +229,14 @@ def stored_rows(location: Path | str) -> tuple[list[str], list[tuple[str, ...]]]
     import redis
 
     r = redis.Redis.from_url(location)
-    try:
-        rows = []
-        for raw in r.hvals("lmrec:events"):
-            e = json.loads(raw.split(b"|", 2)[2])
-            rows.append((e["event_id"], e["user_id"], e["item_id"], e["type"]))
-        in_histories = sum(r.zcard(f"lmrec:u:{u.decode()}") for u in r.smembers("lmrec:users"))
-        in_stream = r.xlen("lmrec:stream")
+    try:  # one script: a consistent snapshot while the server goes on writing
+        values, in_histories, in_stream = r.eval(SNAPSHOT, 0)
     finally:
         r.close()
+    rows = []
+    for raw in values:
+        e = json.loads(raw.split(b"|", 2)[2])
+        rows.append((e["event_id"], e["user_id"], e["item_id"], e["type"]))
     problems = [
         f"{name}: {n} entries for {len(rows)} events"
         for name, n in (("histories", in_histories), ("stream", in_stream))

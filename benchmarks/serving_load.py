@@ -40,7 +40,8 @@ def one_run(model: Path, root: Path, args: argparse.Namespace) -> dict[str, dict
     """One fresh server: a short warm-up, then the measured recommendations + events run."""
     ids = id_files(model, root)
     scopes = ("read", "ingest")
-    with serve(model, root, args.port, scopes, args.src, needs_encoder(model)) as served:
+    extra = getattr(args, "serve_flags", ())
+    with serve(model, root, args.port, scopes, args.src, needs_encoder(model), extra) as served:
         wrk_result(start_wrk(served, "recommend", 50, 2, 3, ids))  # warm-up, not measured
         events = None
         if args.eps > 0:
