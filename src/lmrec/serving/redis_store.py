@@ -32,7 +32,6 @@ crash is Redis's `appendonly`/`appendfsync` setting, which `open` reads:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import secrets
@@ -51,10 +50,12 @@ from lmrec.serving.store import (
     Erasure,
     Event,
     ModelAnnouncement,
+    SaltedStore,
     StoreCounts,
     StoredItem,
     StoreUnavailable,
     UserState,
+    check_events,
 )
 
 __all__ = ["EventConsumer", "RedisStateStore", "StreamEntry"]
@@ -198,7 +199,7 @@ class StreamEntry:
     event: Event
 
 
-class RedisStateStore:
+class RedisStateStore(SaltedStore):
     """A `StateStore` on one Redis server (see the module docstring for the layout).
 
     `url`: `redis://[:password@]host:port/db`, optionally with `?prefix=NAME:` (keys
@@ -320,22 +321,12 @@ class RedisStateStore:
 
     # -- events and users ------------------------------------------------------------
 
-    @property
-    def event_policy(self) -> EventPolicy:
-        """Which events make up a user's history and negative feedback."""
-        return self._event_policy
-
-    def hash_id(self, user_id: str) -> str:
-        """A salted hash of an id (for tombstones and logs; the salt stays in Redis)."""
-        return hashlib.sha256((self._salt + "\x00" + user_id).encode()).hexdigest()
-
     def add_events(self, events: Sequence[Event]) -> int:
         if not events:
             return 0
+        check_events(events)
         args: list[Any] = [self.prefix, self.stream_maxlen]
         for e in events:
-            if e.item_id is None and e.type != "search":
-                raise ValueError(f"event {e.event_id!r}: only a search may omit item_id")
             item = "" if e.item_id is None else e.item_id
             summary = json.dumps([e.event_id, e.type, e.value, item], separators=(",", ":"))
             args += (e.event_id, e.user_id, _event_json(e), summary, repr(float(e.timestamp)))

@@ -303,7 +303,31 @@ _EVENT_ROW = "(" + ",".join("?" * _EVENT_COLUMNS) + ")"
 _ROWS_PER_INSERT = 1000
 
 
-class SQLiteStateStore:
+def check_events(events: Sequence[Event]) -> None:
+    """Refuse a batch with an event no store can keep (before any of it is written)."""
+    for e in events:
+        if e.item_id is None and e.type != "search":
+            raise ValueError(f"event {e.event_id!r}: only a search may omit item_id")
+
+
+class SaltedStore:
+    """What every store shares: its event policy, and the salted hash of ids (the salt
+    is the store's own, created with it, so tombstones mean nothing elsewhere)."""
+
+    _event_policy: EventPolicy
+    _salt: str
+
+    @property
+    def event_policy(self) -> EventPolicy:
+        """Which events make up a user's history and negative feedback."""
+        return self._event_policy
+
+    def hash_id(self, user_id: str) -> str:
+        """A salted hash of an id (for tombstones and logs; the salt stays in the store)."""
+        return hashlib.sha256((self._salt + "\x00" + user_id).encode()).hexdigest()
+
+
+class SQLiteStateStore(SaltedStore):
     """A `StateStore` in one SQLite file (WAL journal, full fsync on every commit).
 
     Writes go through one connection guarded by a lock: SQLite serialises writers
@@ -441,24 +465,14 @@ class SQLiteStateStore:
         finally:
             conn.execute("COMMIT")
 
-    @property
-    def event_policy(self) -> EventPolicy:
-        """Which events make up a user's history and negative feedback."""
-        return self._event_policy
-
-    def hash_id(self, user_id: str) -> str:
-        """A salted hash of an id (for tombstones and logs; the salt never leaves the file)."""
-        return hashlib.sha256((self._salt + "\x00" + user_id).encode()).hexdigest()
-
     def add_events(self, events: Sequence[Event]) -> int:
         if not events:
             return 0
+        check_events(events)
         with self.transaction() as conn:
             before = conn.total_changes
             params: list[Any] = []
             for e in events:
-                if e.item_id is None and e.type != "search":
-                    raise ValueError(f"event {e.event_id!r}: only a search may omit item_id")
                 self._seq += 1
                 context = json.dumps(e.context, separators=(",", ":"), allow_nan=False)
                 item = "" if e.item_id is None else e.item_id
