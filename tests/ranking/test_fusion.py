@@ -71,3 +71,15 @@ def test_candidate_features_shape_and_values() -> None:
     assert f[0, 1, col["text_query"]] == 1.0 and f[0, 0, col["text_query"]] == 0.0
     # Context (hour, device) is not a feature: logs carry none, so its weights would be 0.
     assert not {"hour_sin", "hour_cos", "mobile"} & set(names)
+
+
+def test_ranks_within_treat_rounding_noise_as_a_tie_broken_by_index() -> None:
+    """Item 3 scores 1.0 plus rounding noise (what a product over a different batch size
+    gives), item 1 exactly 1.0: they tie, and the lower index ranks first either way;
+    a real gap (item 0 at 0.99) still ranks below them."""
+    from lmrec.ranking.fusion import ranks_within
+
+    cands = np.array([[0, 1, 2, 3]])
+    for noise in (+6e-8, -6e-8):
+        scores = np.array([[0.99, 1.0, 0.2, 1.0 + noise]], dtype=np.float32)
+        assert ranks_within(scores, cands, depth=3).tolist() == [[2, 0, 3, 1]]

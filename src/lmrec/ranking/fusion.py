@@ -45,18 +45,33 @@ def feature_names(strategies: Sequence[str]) -> list[str]:
     return [f"{s}:{kind}" for s in strategies for kind in ("score", "rrank")] + list(ITEM_FEATURES)
 
 
+#: Scores closer than this (relative to the row's largest) rank as ties, by item index.
+TIE_TOLERANCE = 1e-5
+
+
 def ranks_within(scores: np.ndarray, candidates: np.ndarray, depth: int) -> np.ndarray:
-    """0-based rank of each candidate in its row's score order (ties: lower index first),
-    or `depth` when it is not among the row's top `depth`.
+    """0-based rank of each candidate in its row's score order, or `depth` when it is not
+    among the row's top `depth`.
 
     `scores` (queries x items), `candidates` (queries x c) item indexes, -1 = none.
+    Scores within `TIE_TOLERANCE` of each other (relative to the row's largest) are
+    ties, ranked by item index: a matrix product's rounding depends on how many rows
+    it multiplies at once (about 1e-7 here), so without the tolerance two items with
+    equal scores (an item and its text twin) could swap ranks between a batch and a
+    single request, and the rank features with them.
     """
     from lmrec.ranking.topk import top_k
 
     top = top_k(scores, depth)
     out = np.full(candidates.shape, depth, dtype=np.int64)
     for q in range(len(candidates)):
-        pos = {int(i): r for r, i in enumerate(top[q]) if i >= 0}
+        row = top[q][top[q] >= 0]
+        s = scores[q, row].astype(np.float64)
+        if len(row) > 1:
+            tol = TIE_TOLERANCE * max(float(np.abs(s).max()), 1e-30)
+            group = np.concatenate([[0], np.cumsum(np.diff(s) < -tol)])
+            row = row[np.lexsort((row, group))]
+        pos = {int(i): r for r, i in enumerate(row)}
         out[q] = [pos.get(int(i), depth) for i in candidates[q]]
     return out
 
