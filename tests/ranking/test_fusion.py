@@ -80,6 +80,8 @@ def test_ranks_within_treat_rounding_noise_as_a_tie_broken_by_index() -> None:
     from lmrec.ranking.fusion import ranks_within
 
     cands = np.array([[0, 1, 2, 3]])
-    for noise in (+6e-8, -6e-8):
-        scores = np.array([[0.99, 1.0, 0.2, 1.0 + noise]], dtype=np.float32)
+    one = np.float32(1.0)
+    for twin in (np.nextafter(one, np.float32(2)), np.nextafter(one, np.float32(0))):
+        scores = np.array([[0.99, 1.0, 0.2, twin]], dtype=np.float32)
+        assert scores[0, 3] != scores[0, 1]
         assert ranks_within(scores, cands, depth=3).tolist() == [[2, 0, 3, 1]]
