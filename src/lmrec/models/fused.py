@@ -137,22 +137,26 @@ class Fused(Recommender):
     config: FusedConfig
     uses_text = True
 
-    def _parts(self) -> list[Recommender]:
+    def _strategy_params(self) -> dict[str, dict[str, Any]]:
+        """`strategy_params`, checked to name only strategies in use."""
         cfg = self.config
         unknown = set(cfg.strategy_params) - set(cfg.strategies)
         if unknown:
             raise ConfigError(f"strategy_params for strategies not in use: {sorted(unknown)}")
-        return [build_component(s, cfg.strategy_params.get(s)) for s in cfg.strategies]
+        return cfg.strategy_params
+
+    def _parts(self) -> list[Recommender]:
+        params = self._strategy_params()
+        return [build_component(s, params.get(s)) for s in self.config.strategies]
 
     def _fit_parts(self, data: TrainingData, keep: list[Recommender] | None = None) -> None:
         """Fit every part on `data`, except those of `keep` that use validation."""
-        self._parts()  # the settings check
-        cfg = self.config
+        params = self._strategy_params()
         self.parts_ = [
             old
             if keep is not None and (old := keep[i]).uses_validation
-            else fit_component(name, cfg.strategy_params.get(name), data)
-            for i, name in enumerate(cfg.strategies)
+            else fit_component(name, params.get(name), data)
+            for i, name in enumerate(self.config.strategies)
         ]
 
     # -- fitting -----------------------------------------------------------------------

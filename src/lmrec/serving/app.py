@@ -276,18 +276,13 @@ def create_app(
         except BaseException:
             store.close()
             raise
-        metrics.model.labels(pipeline.version).set(1)
-        metrics.items.set(pipeline.n_items)
+        metrics.serving(pipeline)
         disk_sync = start_disk_sync(store).start()
         follow = None
         if settings.store is not None:  # other workers share the state: follow them
-
-            def switched() -> None:
-                metrics.model.clear()
-                metrics.model.labels(registry.pipeline.version).set(1)
-                metrics.items.set(registry.pipeline.n_items)
-
-            follow = follower(registry, settings.follow_interval_s, switched).start()
+            follow = follower(
+                registry, settings.follow_interval_s, lambda: metrics.serving(registry.pipeline)
+            ).start()
         app.state.services = ServiceState(
             settings, store, registry, metrics, experiments, disk_sync, CapacityLimiter(1)
         )
@@ -591,9 +586,7 @@ def create_app(
                 str(path.resolve()), pipeline.version
             ).seq
         svc.metrics.swaps.labels("loaded").inc()
-        svc.metrics.model.clear()
-        svc.metrics.model.labels(pipeline.version).set(1)
-        svc.metrics.items.set(pipeline.n_items)
+        svc.metrics.serving(pipeline)
         log.info("model %s replaced %s", pipeline.version, old)
         return _model(svc)
 

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from lmrec.pipeline import Pipeline
 from lmrec.serving.auth import ApiKey, authenticate
 from lmrec.serving.background import Periodic
 from lmrec.serving.experiments import ExperimentBook
@@ -90,6 +91,12 @@ class Metrics:
         self.items = Gauge(
             "lmrec_items", "Items known to the serving model", registry=self.registry
         )
+
+    def serving(self, pipeline: Pipeline) -> None:
+        """Show `pipeline` as the model serving (its version alone) and its item count."""
+        self.model.clear()
+        self.model.labels(pipeline.version).set(1)
+        self.items.set(pipeline.n_items)
 
 
 @dataclass(eq=False)

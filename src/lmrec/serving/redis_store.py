@@ -412,11 +412,6 @@ class RedisStateStore(SaltedStore):
         rows.sort(key=lambda r: (r[1].timestamp, r[0]))
         return [e for _seq, e in rows]
 
-    def count_events(self) -> int:
-        """Number of stored events."""
-        with self._errors():
-            return int(self.client.hlen(self._key("events")))
-
     def counts(self) -> StoreCounts:
         """How much the store holds (five O(1) reads)."""
         with self._errors():
