@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lmrec.data import Histories, Interactions
-from lmrec.errors import ConfigError, NotFittedError
+from lmrec.errors import ConfigError, LmrecError, NotFittedError
 from lmrec.models.base import Recommender, TrainingData, load_model
 
 
@@ -78,6 +78,18 @@ class StrategyConformance:
         batch = fitted.score(Histories.from_lists(lists))
         single = np.vstack([fitted.score(Histories.from_lists([h])) for h in lists])
         np.testing.assert_allclose(batch, single, rtol=1e-4, atol=1e-5)
+
+    def test_inner_product_embeddings_reproduce_the_scores(self, fitted):
+        """A strategy that offers embeddings (for ANN candidates) scores by exactly them."""
+        items = fitted.item_embeddings()
+        h = Histories.from_lists([[0, 2, 4], [1, 3], [5]])
+        if items is None:  # not an inner-product scorer: it says so when asked
+            with pytest.raises(LmrecError, match="inner product"):
+                fitted.query_embeddings(h)
+            return
+        queries = fitted.query_embeddings(h)
+        assert items.shape == (fitted.n_items, queries.shape[1])
+        np.testing.assert_allclose(queries @ items.T, fitted.score(h), rtol=1e-4, atol=1e-5)
 
     def test_save_load_identical_scores(self, fitted, tmp_path):
         h = Histories.from_lists([[0, 2, 4], [1, 3]])

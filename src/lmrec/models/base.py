@@ -203,7 +203,9 @@ class Recommender(ABC):
     strategy can do better (never probed with `getattr`): `score_queries` (use a
     free-text query vector; `query_aware` says whether it does), `contributions`
     (each history item's part in a score; default drop-one), `attribute` (which part
-    of a composite proposed an item; default None) and `describe` (what fitting chose).
+    of a composite proposed an item; default None), `describe` (what fitting chose) and
+    `item_embeddings` / `query_embeddings` (for strategies whose score is an inner
+    product, so an approximate nearest-neighbour index can find their candidates).
     """
 
     Config: ClassVar[type[ModelConfig]] = ModelConfig
@@ -278,13 +280,18 @@ class Recommender(ABC):
     def score_items(self, histories: Histories, items: np.ndarray) -> np.ndarray:
         """Scores of only `items` (queries x len(items)); items the model does not know score 0.
 
-        Default: `score`, then those columns. Strategies that can score a few items
-        without scoring all of them (a profile against some item vectors) override it;
-        explanations score many variants of one history against a handful of items.
+        Default: for an inner-product scorer, the query embeddings against those items'
+        rows; otherwise `score`, then those columns. Explanations score many variants of
+        one history against a handful of items, so this must not cost a full scoring.
         """
         items = np.asarray(items, dtype=np.int64)
+        inside = (items >= 0) & (items < self.n_items)
+        rows = self.item_embeddings()
+        if rows is not None:  # an inner-product scorer: only these items' rows
+            scores = self.query_embeddings(histories) @ rows[np.where(inside, items, 0)].T
+            return np.where(inside, scores, 0.0).astype(np.float32)  # type: ignore[no-any-return]
         scores = self.score(histories)
-        inside = (items >= 0) & (items < scores.shape[1])
+        inside &= items < scores.shape[1]
         return np.where(inside, scores[:, np.where(inside, items, 0)], 0.0).astype(np.float32)  # type: ignore[no-any-return]
 
     #: True when `score_queries` uses the query vectors (otherwise it is `score`).
@@ -299,6 +306,16 @@ class Recommender(ABC):
         their scores by text instead).
         """
         return self.score(histories)
+
+    def item_embeddings(self) -> np.ndarray | None:
+        """Item rows of an inner-product scorer (n_items x d), or None (the default) when the
+        score is not one: then `score(h)[:, i] == query_embeddings(h) @ item_embeddings()[i]`.
+        """
+        return None
+
+    def query_embeddings(self, histories: Histories) -> np.ndarray:
+        """The query side of an inner-product scorer (queries x d); see `item_embeddings`."""
+        raise LmrecError(f"{type(self).__name__} does not score by an inner product")
 
     def contributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
         """(len(items) x len(history)): each history position's part in each item's score.

@@ -65,17 +65,14 @@ class ContentProfile(Recommender):
         self.n_items = len(self.vectors_)
 
     def _score(self, histories: Histories) -> np.ndarray:
-        p = profiles(self.vectors_, histories, self.config.recency, self.config.max_history)
-        return p @ self.vectors_.T
+        return self.query_embeddings(histories) @ self.vectors_.T
 
-    def score_items(self, histories: Histories, items: np.ndarray) -> np.ndarray:
-        """The profiles against only these items' vectors (unknown items score 0)."""
+    def item_embeddings(self) -> np.ndarray:
         self._require_fitted()
-        items = np.asarray(items, dtype=np.int64)
-        inside = (items >= 0) & (items < len(self.vectors_))
-        p = profiles(self.vectors_, histories, self.config.recency, self.config.max_history)
-        scores = p @ self.vectors_[np.where(inside, items, 0)].T
-        return np.where(inside, scores, 0.0).astype(np.float32)  # type: ignore[no-any-return]
+        return self.vectors_
+
+    def query_embeddings(self, histories: Histories) -> np.ndarray:
+        return profiles(self.vectors_, histories, self.config.recency, self.config.max_history)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"vectors": self.vectors_}

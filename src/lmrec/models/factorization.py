@@ -85,9 +85,15 @@ class ALS(Recommender):
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
 
     def _score(self, histories: Histories) -> np.ndarray:
+        return self.query_embeddings(histories) @ self.item_factors_.T
+
+    def item_embeddings(self) -> np.ndarray:
+        self._require_fitted()
+        return self.item_factors_
+
+    def query_embeddings(self, histories: Histories) -> np.ndarray:
         h = histories.to_csr(self.n_items, binary=True)
-        users = fold_in(self.item_factors_, h, self.config.reg, self.config.alpha)
-        return users @ self.item_factors_.T
+        return fold_in(self.item_factors_, h, self.config.reg, self.config.alpha)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"item_factors": self.item_factors_}
@@ -167,6 +173,15 @@ class BPR(Recommender):
     def _score(self, histories: Histories) -> np.ndarray:
         users = self.fold_in(histories.to_csr(self.n_items, binary=True))
         return users @ self.item_factors_[:, :-1].T + self.item_factors_[:, -1]
+
+    def item_embeddings(self) -> np.ndarray:
+        """The item factors with the bias last (the query side holds a 1 there)."""
+        self._require_fitted()
+        return self.item_factors_
+
+    def query_embeddings(self, histories: Histories) -> np.ndarray:
+        users = self.fold_in(histories.to_csr(self.n_items, binary=True))
+        return np.hstack([users, np.ones((len(users), 1), dtype=users.dtype)])
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"item_factors": self.item_factors_, "negatives": self.negatives_}

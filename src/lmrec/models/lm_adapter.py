@@ -320,6 +320,21 @@ class LMAdapter(Recommender):
             scores += self.text_weight_ * (text @ self.vectors_[items].T)
         return scores
 
+    def item_embeddings(self) -> np.ndarray:
+        """Collaborative embeddings, then the raw text vectors when the text weight is on."""
+        self._require_fitted()
+        if self.text_weight_ <= 0:
+            return self.item_embeddings_
+        return np.hstack([self.item_embeddings_, self.vectors_])
+
+    def query_embeddings(self, histories: Histories) -> np.ndarray:
+        cfg = self.config
+        users = profiles(self.item_embeddings_, histories, cfg.recency, cfg.max_history)
+        if self.text_weight_ <= 0:
+            return users
+        text = profiles(self.vectors_, histories, cfg.recency, cfg.max_history)
+        return np.hstack([users, self.text_weight_ * text]).astype(np.float32)
+
     def _state(self) -> dict[str, np.ndarray]:
         return {
             "w1": self.w1_,

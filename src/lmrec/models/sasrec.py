@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, cast, get_args
@@ -129,6 +130,8 @@ class SASRec(Recommender):
     uses_validation = True
     validates_per_epoch = True
     config: SASRecConfig
+    #: `item_embeddings` of the item tables and views it was built from.
+    _embeddings: tuple[list[torch.Tensor], tuple[int, ...], np.ndarray] | None = None
 
     def _view_modes(self) -> list[str]:
         """How each view builds its item table (a `CausalTransformer` text_mode)."""
@@ -405,7 +408,28 @@ class SASRec(Recommender):
                 self._tables = [net.item_table().detach() for net in self._views]
         return self._tables
 
-    def _score(self, histories: Histories) -> np.ndarray:
+    def item_embeddings(self) -> np.ndarray:
+        """The scored views' item tables side by side (the scores sum over views)."""
+        self._require_fitted()
+        tables, views = self._item_tables(), tuple(self._scored_views())
+        cached = self._embeddings
+        if cached is None or cached[0] is not tables or cached[1] != views:
+            rows = np.hstack([tables[i][1:].cpu().numpy() for i in views])
+            self._embeddings = cached = (tables, views, rows)
+        return cached[2]
+
+    def query_embeddings(self, histories: Histories) -> np.ndarray:
+        seq = self._sequences(histories)
+        tables, nets = self._item_tables(), self._views
+        with torch.inference_mode():
+            parts = [nets[i].encode_last(seq, tables[i]) for i in self._scored_views()]
+            return torch.cat(parts, dim=1).cpu().numpy()
+
+    def _scored_views(self) -> Sequence[int]:
+        return self._views_scored if self._views_scored is not None else range(len(self._views))
+
+    def _sequences(self, histories: Histories) -> torch.Tensor:
+        """Histories as padded item-token sequences (items the model never saw dropped)."""
         items = histories.items
         keep = (items >= 0) & (items < self.n_items)
         if not keep.all():  # drop items the model has never seen
@@ -414,11 +438,12 @@ class SASRec(Recommender):
             np.cumsum(np.bincount(rows, minlength=len(histories)), out=indptr[1:])
             histories = Histories(indptr, items[keep])
         length = int(min(self.config.max_len, max(1, histories.lengths.max(initial=0))))
-        seq = torch.from_numpy(histories.padded(length, pad=0, offset=1)).to(self.config.device)
         self.net_.eval()
-        tables = self._item_tables()
-        nets = self._views
-        views = self._views_scored if self._views_scored is not None else range(len(nets))
+        return torch.from_numpy(histories.padded(length, pad=0, offset=1)).to(self.config.device)
+
+    def _score(self, histories: Histories) -> np.ndarray:
+        seq = self._sequences(histories)
+        tables, nets, views = self._item_tables(), self._views, self._scored_views()
         with torch.inference_mode():
             # Summed logits: the views' next-item distributions multiplied (a product of experts).
             scores = torch.stack(

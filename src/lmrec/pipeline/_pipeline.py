@@ -34,6 +34,7 @@ from lmrec.pipeline._history import UserHistories
 from lmrec.pipeline._items import ItemSpace
 from lmrec.pipeline._query import PipelineConfig, Query, RankedList, Recommendation
 from lmrec.pipeline._scoring import ScoredBatch, score_batch
+from lmrec.ranking.ann import ItemIndex
 from lmrec.ranking.explain import Explanation
 from lmrec.ranking.rerank import RerankOptions, rerank
 from lmrec.ranking.steer import parse_query, steering_vectors
@@ -94,6 +95,8 @@ class Pipeline:
         self._space = ItemSpace.build(items, catalog, item_vectors, min(model.n_items, len(items)))
         self._lock = threading.Lock()
         self._popular = self.histories.item_counts(self._space.n_trained)
+        self._index: ItemIndex | None = None
+        self._index_lock = threading.Lock()
 
     @classmethod
     def from_artifact(cls, artifact: Artifact, encoder: Encoder | None = None) -> Pipeline:
@@ -233,6 +236,25 @@ class Pipeline:
             out += self._rank_batch(space, queries[lo : lo + batch])
         return out
 
+    def candidate_index(self) -> ItemIndex | None:
+        """The approximate index over the model's item embeddings, built on first use, when
+        the model scores by an inner product over at least `config.ann.min_items` items.
+
+        Items the model gained since (a content strategy's `add_items`) are inserted live.
+        """
+        options = self.config.ann
+        if self.model.n_items < max(1, options.min_items):
+            return None
+        with self._index_lock:
+            rows = self.model.item_embeddings()
+            if rows is None:
+                return None
+            if self._index is None:
+                self._index = ItemIndex(rows, options)
+            elif len(self._index) < len(rows):
+                self._index.add(rows[len(self._index) :])
+            return self._index
+
     def _history(self, query: Query, space: ItemSpace) -> np.ndarray:
         trained = (
             self.histories.get(query.user_id)
@@ -268,22 +290,39 @@ class Pipeline:
         options = [self.options(q) for q in queries]
         steering = [self._steering(q.text) for q in queries]
         depth = max(max(o.depth, q.k) for o, q in zip(options, queries, strict=True))
-        scored = score_batch(
-            self.model,
-            space,
-            self._popular,
-            histories,
-            [s[0] for s in steering],
-            [s[1] for s in steering],
-            depth,
-        )
-        scores = scored.scores
-        for r, q in enumerate(queries):
-            scores[r, self._banned(space, q, histories[r])] = -np.inf
         widths = [
             (5 if o.exposure_cap is not None else 1) * max(o.depth, q.k)
             for o, q in zip(options, queries, strict=True)
         ]
+
+        def scored_for(rows: list[int], index: ItemIndex | None) -> ScoredBatch:
+            batch = score_batch(
+                self.model,
+                space,
+                self._popular,
+                [histories[r] for r in rows],
+                [steering[r][0] for r in rows],
+                [steering[r][1] for r in rows],
+                depth,
+                index,
+                max(self.config.ann.candidates, max(widths)),
+            )
+            for s, r in zip(batch.scores, rows, strict=True):
+                s[self._banned(space, queries[r], histories[r])] = -np.inf
+            return batch
+
+        scored = scored_for(list(range(len(queries))), self.candidate_index())
+        # Bans and filters can leave an approximate query too few candidates: score it whole.
+        short = [
+            r
+            for r in np.flatnonzero(scored.approximate).tolist()
+            if np.isfinite(scored.scores[r]).sum() < widths[r]
+        ]
+        if short:
+            exact = scored_for(short, None)
+            scored.scores[short] = exact.scores
+            scored.approximate[short] = False
+        scores = scored.scores
         candidates = top_k(scores, max(widths))
         return [
             self._finish(
@@ -453,6 +492,7 @@ class Pipeline:
 
     def warm(self) -> None:
         """Run one query of each kind so the first real request pays no start-up cost."""
+        self.candidate_index()
         self.recommend(Query(k=10))
         if len(self.histories.users):
             self.recommend(Query(user_id=self.histories.users.id(0), k=10))

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from lmrec.ranking.ann import AnnOptions
 from lmrec.ranking.explain import Explanation
 from lmrec.ranking.rerank import RerankOptions
 
@@ -21,14 +22,17 @@ class PipelineConfig(BaseModel):
     `rerank`: the default re-ranking knobs (a `Query`'s `knobs` override them per
     request); `explain_limit`: how many items at the top of a list get an explanation
     (explaining costs a scoring pass per history item for some strategies, so a
-    500-item list explains its first 50; the rest come without). Saved in the
-    artefact's manifest.
+    500-item list explains its first 50; the rest come without); `ann`: when a large
+    catalogue's candidates come from an approximate nearest-neighbour index (strategies
+    that score by an inner product only; exact below `ann.min_items` items). Saved in
+    the artefact's manifest.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rerank: RerankOptions = Field(default_factory=RerankOptions)
     explain_limit: int = Field(default=50, ge=0)
+    ann: AnnOptions = Field(default_factory=AnnOptions)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,10 @@
   score, a logit, a dot product).
 - A free-text query steers every trained item with a vector (`lmrec.ranking.steer`),
   by a scale read from the query's own top candidates.
+- With an `ItemIndex` (large catalogues, inner-product strategies), a warm query's
+  trained items are only its index candidates, scored exactly; the rest stay -inf.
+  The query vector of a query-aware strategy is not in its embeddings, so such a
+  query is scored whole.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 from lmrec.data.interactions import Histories
 from lmrec.models.base import Recommender
 from lmrec.pipeline._items import ItemSpace
+from lmrec.ranking.ann import ItemIndex
 from lmrec.ranking.steer import steer
 
 __all__ = ["ScoredBatch", "score_batch"]
@@ -34,13 +39,15 @@ class ScoredBatch:
 
     `unsteered[q]` is row `q` before the query steered it (None when nothing did);
     `content_only` marks items scored from text alone (added after training);
-    `cold[q]` says query `q` had no history (popularity).
+    `cold[q]` says query `q` had no history (popularity); `approximate[q]` that its
+    trained items are an index's candidates only.
     """
 
     scores: np.ndarray
     unsteered: list[np.ndarray | None]
     content_only: np.ndarray
     cold: np.ndarray
+    approximate: np.ndarray
 
 
 def _profile(space: ItemSpace, history: np.ndarray, query: np.ndarray | None) -> np.ndarray | None:
@@ -90,6 +97,11 @@ def _steering_scale(row: np.ndarray, depth: int) -> float:
     return scale if scale > 0 else 1.0
 
 
+def _fill(scores: np.ndarray, rows: list[int], s: np.ndarray, m: int) -> None:
+    width = min(m, s.shape[1])
+    scores[rows, :width] = s[:, :width]
+
+
 def score_batch(
     model: Recommender,
     space: ItemSpace,
@@ -98,31 +110,41 @@ def score_batch(
     queries: Sequence[np.ndarray | None],
     negatives: Sequence[np.ndarray],
     depth: int,
+    index: ItemIndex | None = None,
+    candidates: int = 0,
 ) -> ScoredBatch:
-    """Score every item of `space` for each (history, query vector, negated-phrase vectors)."""
+    """Score every item of `space` for each (history, query vector, negated-phrase vectors).
+
+    With `index`, warm queries get `candidates` items from it instead (see the module).
+    """
     b, n, m = len(histories), len(space), space.n_trained
     scores = np.full((b, n), -np.inf, dtype=np.float32)
     cold = np.array([len(h) == 0 for h in histories], dtype=bool)
+    approximate = np.zeros(b, dtype=bool)
     scores[np.ix_(cold, np.arange(m))] = popularity[:m]
     warm = np.flatnonzero(~cold).tolist()
     if len(warm):
         hist = Histories.from_lists([histories[q] for q in warm])
         wants_query = model.query_aware and any(queries[q] is not None for q in warm)
-        if wants_query and space.vectors is not None:
+        if index is not None and not wants_query:
+            found = index.top(model.query_embeddings(hist), candidates)
+            for q, (ids, values) in zip(warm, found, strict=True):
+                inside = ids < m
+                scores[q, ids[inside]] = values[inside]
+            approximate[warm] = True
+        elif wants_query and space.vectors is not None:
             qv = np.zeros((len(warm), space.vectors.shape[1]), dtype=np.float32)
             for r, q in enumerate(warm):
                 v = queries[q]
                 if v is not None:
                     qv[r] = v
-            s = model.score_queries(hist, qv)
+            _fill(scores, warm, model.score_queries(hist, qv), m)
         else:
-            s = model.score(hist)
-        width = min(m, s.shape[1])
-        scores[warm, :width] = s[:, :width]
+            _fill(scores, warm, model.score(hist), m)
     content_only = np.zeros(n, dtype=bool)
     unsteered: list[np.ndarray | None] = [None] * b
     if space.vectors is None:
-        return ScoredBatch(scores, unsteered, content_only, cold)
+        return ScoredBatch(scores, unsteered, content_only, cold, approximate)
     content_only[m:] = space.has_vector[m:]
     for q in range(b):
         query, neg = queries[q], negatives[q]
@@ -136,4 +158,4 @@ def score_batch(
             unsteered[q] = scores[q].copy()
             scale = _steering_scale(scores[q, :m], depth)
             scores[q, :m] = steer(scores[q, :m], space.vectors[:m], query, neg, scale)
-    return ScoredBatch(scores, unsteered, content_only, cold)
+    return ScoredBatch(scores, unsteered, content_only, cold, approximate)
