@@ -59,7 +59,9 @@ def exact_top(x: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth)]))
+    return float(
+        np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)])
+    )
 
 
 def timed_queries(search, q: np.ndarray) -> tuple[np.ndarray, list[float]]:

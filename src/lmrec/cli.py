@@ -24,6 +24,7 @@ from lmrec.cli_data import (
     MinRating,
     load_for_cli,
 )
+from lmrec.cli_ray import RayAddress, RayCpus, UseRay, ray_cluster
 from lmrec.errors import LmrecError
 
 app = typer.Typer(
@@ -80,10 +81,13 @@ def _run(
     refit: bool = True,
     config: Any = None,
     json_params: dict[str, dict[str, Any]] | None = None,
+    seeds: list[int] | None = None,
+    cluster: Any = None,
 ) -> Any:
     """`config` (a `TrialConfig`, from `--config`) gives its model's parameters, the
     re-ranking knobs and the text fields; `json_params` (`--params`, by model) go over
-    it, and `params` (`--param`) over both."""
+    it, and `params` (`--param`) over both. With `seeds` every model runs once per seed
+    (`NAME-seedK`); with a Ray `cluster` the encoding and the models run on it."""
     from lmrec.evaluation import EvalOptions, ModelSpec, parse_params, run_experiment
     from lmrec.evaluation.runner import RERANK, pipeline_config
 
@@ -104,9 +108,11 @@ def _run(
         )
     pipeline = pipeline_config(by_model)
     specs = [ModelSpec.parse(name, by_model.get(name)) for name in model_names]
+    if seeds:
+        specs = [spec.seeded(s) for spec in specs for s in seeds]
     item_vectors = None
     if always_text or any(spec.cls.uses_text for spec in specs):
-        item_vectors = _text_vectors(dataset, text_model, text_backend, text_fields)
+        item_vectors = _text_vectors(dataset, text_model, text_backend, text_fields, cluster)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -141,6 +147,7 @@ def _run(
             on_event=on_event,
             refit=refit,
             pipeline=pipeline,
+            cluster=cluster,
         )
 
 
@@ -149,12 +156,18 @@ def _text_vectors(
     text_model: str | None = None,
     backend: str = "torch",
     fields: list[str] | None = None,
+    cluster: Any = None,
 ) -> Any:
     """Item text vectors through the on-disk cache (only new or changed texts are encoded);
-    `fields` the catalogue fields read (default: every text field)."""
+    `fields` the catalogue fields read (default: every text field); encoded on a Ray
+    `cluster` when one is given (the same vectors)."""
     from lmrec.text import EmbeddingCache, ItemTextConfig, encode_catalog, make_encoder
 
-    encoder = make_encoder(model=text_model, backend=backend)
+    encoder: Any = make_encoder(model=text_model, backend=backend)
+    if cluster is not None:
+        from lmrec.distributed import RayEncoder
+
+        encoder = RayEncoder(encoder)
     text = ItemTextConfig(fields=tuple(fields)) if fields else None
     vectors, stats = encode_catalog(
         dataset.catalog, encoder, EmbeddingCache(), text, show_progress=True
@@ -241,6 +254,13 @@ def evaluate(
         typer.Option(help="Model to test the others against (paired bootstrap and t-test)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for splits and models.")] = 0,
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="Model seeds, comma-separated (e.g. 0,1,2): each model is fitted and measured "
+            "once per seed, as NAME-seedK (the split keeps --seed); for strategies with a seed."
+        ),
+    ] = None,
     refit: Annotated[
         bool,
         typer.Option(
@@ -273,8 +293,14 @@ def evaluate(
     k_core: KCore = 1,
     dedupe: Dedupe = None,
     loader: Loader = None,
+    ray: UseRay = False,
+    ray_address: RayAddress = None,
+    ray_cpus: RayCpus = None,
 ) -> None:
     """Evaluate strategies with full ranking; print a leaderboard, write JSON/HTML.
+
+    With --ray the item text is encoded and the models (each seed of --seeds) are fitted
+    and measured on Ray workers, several at once.
 
     Example: lmrec evaluate --dataset ml-100k --protocol loo --models pop,itemknn,ease,als,bpr --out results.json
     """
@@ -295,10 +321,13 @@ def evaluate(
     if not names:
         raise LmrecError("--models is empty; name at least one strategy, e.g. --models pop,ease")
     json_params = _json_params(params, names) if params is not None else None
-    from lmrec.models.names import resolve_strategy
+    from lmrec.evaluation.runner import ModelSpec
 
+    seed_list = _int_list(seeds, "--seeds") if seeds is not None else None
     for name in names:
-        resolve_strategy(name)  # fail on a typo before loading data
+        spec = ModelSpec.parse(name)  # fail on a typo before loading data
+        if seed_list:
+            spec.seeded(0)  # and on a strategy without a seed
     ds = load_for_cli(
         dataset,
         data_dir,
@@ -333,6 +362,8 @@ def evaluate(
         refit=refit,
         config=tuned,
         json_params=json_params,
+        seeds=seed_list,
+        cluster=ray_cluster(ray, ray_address, ray_cpus),
     )
     doc = experiment.to_json()
     stdout.print(_leaderboard(doc, min(doc["ks"])))
@@ -345,6 +376,19 @@ def evaluate(
     if report:
         write_report(doc, report)
         console.print(f"report: {report}")
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    """`0,1,2` as [0, 1, 2]; a one-line error naming `flag` otherwise."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise LmrecError(
+            f"{flag} {text!r}: expected integers separated by commas, e.g. 0,1,2"
+        ) from None
+    if not values or len(set(values)) < len(values):
+        raise LmrecError(f"{flag} {text!r}: name at least one seed, each once")
+    return values
 
 
 @app.command()
@@ -557,18 +601,19 @@ def recommend(
             "exposure_cap=2, mmr_space=attributes, boosts=brand=Acme:0.5).",
         ),
     ] = None,
+    ray: UseRay = False,
+    ray_address: RayAddress = None,
+    ray_cpus: RayCpus = None,
 ) -> None:
     """Write each user's top-k through the batch path: `{"user_id", "items"}` per line.
 
     The lists are the ones `lmrec serve` answers for the same artefact, user and knobs
-    (a user unknown to the artefact gets the cold-start list). Example:
-    lmrec recommend --model-dir models/ease-v1 --users users.txt --k 10 --out recs.jsonl
+    (a user unknown to the artefact gets the cold-start list). With --ray, chunks of
+    users are ranked on Ray workers (each loads the artefact once); the file is the same.
+    Example: lmrec recommend --model-dir models/ease-v1 --users users.txt --k 10 --out recs.jsonl
     """
-    import json
-
-    from lmrec.artifacts import load_artifact
+    from lmrec.batch import write_recommendations
     from lmrec.evaluation.runner import RERANK, coerce, pipeline_config
-    from lmrec.pipeline import Pipeline, Query
 
     knobs: dict[str, Any] = {}
     for item in param or []:
@@ -585,26 +630,25 @@ def recommend(
     ids = [u for u in ids if u]
     if not ids:
         raise LmrecError(f"{users}: no user ids (one per line)")
-    pipeline = Pipeline.from_artifact(load_artifact(model_dir))
-    unknown = sum(not pipeline.known_user(u) for u in ids)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as progress,
-        out.open("w", encoding="utf-8") as fh,
-    ):
+    cluster = ray_cluster(ray, ray_address, ray_cpus)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task("ranking", total=len(ids))
-        for lo in range(0, len(ids), 1000):
-            chunk = ids[lo : lo + 1000]
-            queries = [Query(user_id=u, k=k, knobs=knobs, explain=False) for u in chunk]
-            for user, ranked in zip(chunk, pipeline.rank(queries), strict=True):
-                fh.write(json.dumps({"user_id": user, "items": ranked.item_ids()}) + "\n")
-            progress.advance(task, len(chunk))
+        ranked = write_recommendations(
+            model_dir,
+            ids,
+            out,
+            k,
+            knobs,
+            cluster=cluster,
+            on_chunk=lambda n: progress.advance(task, n),
+        )
+    unknown = ranked.n_unknown
     note = f" ({unknown:,} unknown to the model: cold-start lists)" if unknown else ""
     console.print(f"wrote {len(ids):,} lists to {out}{note}")
 

@@ -49,6 +49,16 @@ class TestALS(StrategyConformance, PersonalisedBehaviour):
     strategy = ALS
     params: ClassVar[dict[str, Any]] = {"embedding_dim": 8, "epochs": 10, "reg": 0.1}
 
+    def test_contributions_are_the_terms_of_the_score(self, fitted, parity):
+        history = np.array([0, 2, 4, 2, parity.n_items + 3])  # a repeat and an unknown item
+        items = np.array([6, 8, 1, -1])
+        c = fitted.contributions(history, items)
+        assert c.shape == (4, 5)
+        assert (c[:, [1, 4]] == 0).all() and (c[3] == 0).all()  # first of a repeat, unknowns
+        score = fitted.score_items(Histories.from_lists([history]), items)[0]
+        np.testing.assert_allclose(c.sum(axis=1), score, rtol=1e-3, atol=1e-5)
+        assert (c[:2, [0, 2, 3]] > 0).all()  # even items are pulled up by even history items
+
 
 class TestBPR(StrategyConformance, PersonalisedBehaviour):
     strategy = BPR

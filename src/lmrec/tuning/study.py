@@ -24,10 +24,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from lmrec._cpu import share_cores
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError, LmrecError
 from lmrec.evaluation.evaluator import EvalOptions, ModelEvaluation
@@ -36,6 +37,9 @@ from lmrec.ranking.validation import Scorer, ValidationScore, full_ranking_ndcg
 from lmrec.tuning.protocol import TextVectors, TrialConfig, fold_dataset, search_dataset
 from lmrec.tuning.protocol import score_config as _score
 from lmrec.tuning.space import Dimension, SearchSpace
+
+if TYPE_CHECKING:
+    from lmrec.distributed import Cluster
 
 __all__ = ["SAMPLERS", "Objective", "TuneSetup", "run_study", "trial_config"]
 
@@ -287,14 +291,15 @@ def _work(
     later trials (`reuse_fitted_parts`)."""
     import optuna
 
-    _share_cores(worker, jobs)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(
-        study_name=study_name, storage=journal(storage), pruner=_pruner(setup)
-    )
-    work = _Process(setup, dataset)
-    with reuse_fitted_parts():
-        _trials(setup, work, study, n_trials, deadline, on_trial)
+    # Each worker on its share of the cores, so parallel trials do not oversubscribe them.
+    with share_cores(worker, jobs):
+        study = optuna.load_study(
+            study_name=study_name, storage=journal(storage), pruner=_pruner(setup)
+        )
+        work = _Process(setup, dataset)
+        with reuse_fitted_parts():
+            _trials(setup, work, study, n_trials, deadline, on_trial)
 
 
 def _trials(
@@ -339,21 +344,6 @@ def _trials(
             study.tell(trial, values)
         if on_trial is not None:
             on_trial(study)
-
-
-def _share_cores(worker: int, jobs: int) -> None:
-    """Pin worker `worker` of `jobs` to its share of the cores, so parallel trials do not
-    oversubscribe them (every thread pool sizes itself from the affinity)."""
-    if jobs <= 1 or not hasattr(os, "sched_setaffinity"):
-        return
-    cores = sorted(os.sched_getaffinity(0))
-    if len(cores) < jobs:
-        return
-    mine = set(cores[worker::jobs])
-    os.sched_setaffinity(0, mine)
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(len(mine))
 
 
 def _fail_stale(study: Any) -> int:
@@ -421,6 +411,7 @@ def run_study(
     jobs: int = 1,
     on_trial: Callable[[Any], None] | None = None,
     dataset: Dataset | None = None,
+    cluster: Cluster | None = None,
 ) -> Any:
     """Run (or resume) the study to `n_trials` trials; the loaded study at the end.
 
@@ -428,6 +419,11 @@ def run_study(
     each on its share of the cores. `on_trial(study)` is called in this process
     after each of its trials. `dataset` (what `setup.load` gives) spares this process
     loading it again; worker processes always load their own.
+
+    With a Ray `cluster` the `jobs` workers are Ray workers instead (as many at once as
+    the cluster has CPUs), each on its share of them, running the same loop against the
+    same journal (which they must all reach: one machine or a shared file system); they
+    get the dataset from this process, and `on_trial` follows the study from here.
     """
     import optuna
 
@@ -437,6 +433,10 @@ def run_study(
         n_trials = min(n_trials, len(grid_points(setup)))
     open_study(setup, storage, study_name)
     deadline = time.time() + timeout if timeout else None
+    if cluster is not None:
+        args = (setup, str(Path(storage).resolve()), study_name, n_trials, deadline)
+        _on_ray(args, jobs, dataset if dataset is not None else setup.load(), on_trial)
+        return optuna.load_study(study_name=study_name, storage=journal(storage))
     ctx = multiprocessing.get_context("spawn")
     workers = [
         ctx.Process(
@@ -448,18 +448,53 @@ def run_study(
     ]
     for p in workers:
         p.start()
-    before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     try:
         _work(setup, str(storage), study_name, n_trials, deadline, 0, jobs, on_trial, dataset)
     finally:
-        if before is not None and jobs > 1:
-            os.sched_setaffinity(0, before)
         for p in workers:
             p.join()
     failed = [p.exitcode for p in workers if p.exitcode]
     if failed:
         raise LmrecError(f"{len(failed)} tuning worker process(es) failed (exit {failed[0]})")
     return optuna.load_study(study_name=study_name, storage=journal(storage))
+
+
+def _on_ray(
+    args: tuple[Any, ...],
+    jobs: int,
+    dataset: Dataset,
+    on_trial: Callable[[Any], None] | None,
+) -> None:
+    """`_work(*args)` in `jobs` Ray workers; this process follows the study meanwhile."""
+    import threading
+
+    from lmrec.distributed import map_ordered
+
+    stop = threading.Event()
+
+    def follow(notify: Callable[[Any], None]) -> None:
+        import optuna
+
+        while not stop.wait(1.0):
+            notify(optuna.load_study(study_name=args[2], storage=journal(args[1])))
+
+    follower = None
+    if on_trial is not None:
+        follower = threading.Thread(target=follow, args=(on_trial,), daemon=True)
+    if follower is not None:
+        follower.start()
+    try:
+        map_ordered(_ray_work, range(jobs), (args, dataset))
+    finally:
+        stop.set()
+        if follower is not None:
+            follower.join()
+
+
+def _ray_work(shared: tuple[tuple[Any, ...], Dataset], worker: int) -> None:
+    """One Ray worker's `_work` (the worker is already pinned to its share of the cores)."""
+    (setup, storage, study_name, n_trials, deadline), dataset = shared
+    _work(setup, storage, study_name, n_trials, deadline, dataset=dataset)
 
 
 def chosen_trials(study: Any, limit: int = 8) -> list[Any]:
