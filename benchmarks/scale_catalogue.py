@@ -173,16 +173,27 @@ def plot(results: list[dict], path: Path) -> None:  # type: ignore[type-arg]
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for name in MODELS:
+    for colour, name in enumerate(MODELS):
         rows = [r for r in results if r["model"] == name]
         if not rows:
             continue
         sizes = [r["items"] for r in rows]
-        left.plot(sizes, [r["peak_rss_gb"] for r in rows], marker="o", label=name)
-        right.plot(sizes, [r["exact"]["p99_ms"] for r in rows], marker="o", label=f"{name} exact")
+        left.plot(sizes, [r["peak_rss_gb"] for r in rows], marker="o", c=f"C{colour}", label=name)
+        right.plot(
+            sizes,
+            [r["exact"]["p99_ms"] for r in rows],
+            marker="o",
+            c=f"C{colour}",
+            label=f"{name} exact",
+        )
         if "ann" in rows[0]:
             right.plot(
-                sizes, [r["ann"]["p99_ms"] for r in rows], marker="s", ls="--", label=f"{name} ANN"
+                sizes,
+                [r["ann"]["p99_ms"] for r in rows],
+                marker="s",
+                ls="--",
+                c=f"C{colour}",
+                label=f"{name} ANN",
             )
     for ax, label in ((left, "peak memory (GB)"), (right, "recommendation p99 (ms)")):
         ax.set_xscale("log")
@@ -203,10 +214,16 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--plot", type=Path)
+    parser.add_argument(
+        "--replot", action="store_true", help="Only draw --plot from the runs saved in --out."
+    )
     parser.add_argument("--child", nargs=2, metavar=("WORLD", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(Path(args.child[0]), args.child[1], args.queries)))
+        return
+    if args.replot:
+        plot([r for r in json.loads(args.out.read_text())["runs"] if "error" not in r], args.plot)
         return
     results = []
     for n in map(int, args.sizes.split(",")):

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from lmrec.cli_data import (
@@ -23,6 +22,7 @@ from lmrec.cli_data import (
     Loader,
     MinRating,
     load_for_cli,
+    progress_bar,
 )
 from lmrec.cli_ray import RayAddress, RayCpus, UseRay, ray_cluster
 from lmrec.errors import LmrecError
@@ -113,14 +113,7 @@ def _run(
     item_vectors = None
     if always_text or any(spec.cls.uses_text for spec in specs):
         item_vectors = _text_vectors(dataset, text_model, text_backend, text_fields, cluster)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
+    with progress_bar(console) as progress:
         tasks: dict[str, Any] = {}
 
         def on_event(kind: str, info: dict[str, Any]) -> None:
@@ -631,13 +624,7 @@ def recommend(
     if not ids:
         raise LmrecError(f"{users}: no user ids (one per line)")
     cluster = ray_cluster(ray, ray_address, ray_cpus)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("ranking", total=len(ids))
         ranked = write_recommendations(
             model_dir,

@@ -22,6 +22,8 @@ from rich.console import Console
 from lmrec.errors import ConfigError
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from lmrec.data.dataset import Dataset
     from lmrec.data.events import EventPolicy
 
@@ -37,6 +39,7 @@ __all__ = [
     "MinRating",
     "load_for_cli",
     "parse_columns",
+    "progress_bar",
 ]
 
 #: `--dedupe` values: keep the first or last of repeated user-item rows, or all of them.
@@ -48,6 +51,20 @@ _INTERACTION_ROLES = "user, item, timestamp, rating, event"
 _CATALOG_FIELDS = "item, title, description, summary, brand, categories, tags"
 
 console = Console(stderr=True)
+
+
+def progress_bar(out: Console | None = None) -> Progress:
+    """The progress bar every long command shows: description, bar, done/total, elapsed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=out or console,
+    )
+
 
 DataDir = Annotated[
     Path | None,

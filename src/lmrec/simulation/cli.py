@@ -103,10 +103,9 @@ def simulate_command(
     Example: lmrec simulate --dataset ml-100k --strategies pop,ease,fused,fused+mmr --rounds 50 --seeds 3 --out sim.json --report sim.html
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from lmrec.cli import _text_vectors
-    from lmrec.cli_data import load_for_cli
+    from lmrec.cli_data import load_for_cli, progress_bar
     from lmrec.evaluation.runner import RERANK, parse_params
     from lmrec.simulation.config import SimulationConfig
     from lmrec.simulation.report import write_report
@@ -146,13 +145,7 @@ def simulate_command(
         with console.status("validity: leave-one-out NDCG@10 of each strategy ..."):
             ndcg = _strategy_ndcg(ds, specs, vectors)
     total = len(families) * seeds * len(specs) * rounds
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("fitting users", total=total)
 
         def on_event(kind: str, info: dict[str, Any]) -> None:

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from lmrec.cli_data import (
@@ -25,6 +24,7 @@ from lmrec.cli_data import (
     Loader,
     MinRating,
     load_for_cli,
+    progress_bar,
 )
 from lmrec.cli_ray import RayAddress, RayCpus, UseRay, ray_cluster
 from lmrec.errors import ConfigError
@@ -240,13 +240,7 @@ def tune_command(
     )
     cluster = ray_cluster(ray, ray_address, ray_cpus)
     started = time.perf_counter()
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("trials", total=trials)
 
         def on_trial(live: Any) -> None:
