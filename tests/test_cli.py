@@ -38,6 +38,7 @@ def ratings_csv(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_evaluate_writes_contract_json_and_rankings_that_recompute(
     ratings_csv: Path, tmp_path: Path
 ):
@@ -74,6 +75,7 @@ def test_evaluate_writes_contract_json_and_rankings_that_recompute(
     assert "<img" in (tmp_path / "r.html").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -132,6 +134,7 @@ def test_demo_trains_evaluates_and_reports_on_the_sample(tmp_path: Path):
     assert "step 3/4" in proc.stderr
 
 
+@pytest.mark.slow
 def test_train_says_what_a_tuning_strategy_held_out(tmp_path: Path):
     out = tmp_path / "sasrec-v1"
     params = json.dumps({"epochs": 1, "embedding_dim": 16})
@@ -193,6 +196,7 @@ def test_train_takes_parameters_in_either_form(tmp_path) -> None:  # type: ignor
     assert bad.exit_code != 0 and "valid: reg" in str(bad.exception)
 
 
+@pytest.mark.slow
 def test_evaluate_takes_parameters_in_either_form(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -54,6 +54,7 @@ print("RESULT " + json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_the_core_runs_without_the_text_extra(tmp_path: Path) -> None:
     done = run_without_text_extra(CORE, tmp_path)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]

@@ -91,6 +91,7 @@ def test_without_validation_fusion_is_rrf_and_says_so(sample_split) -> None:  # 
     assert fused.describe()["fusion"] == "rrf" and "no validation" in fused.describe()["reason"]
 
 
+@pytest.mark.slow
 def test_reused_parts_fit_once_and_rank_exactly_as_fresh_ones(sample_split) -> None:  # type: ignore[no-untyped-def]
     """Inside `reuse_fitted_parts`, fused configs that differ only in their fusion share
     their parts' fits (on training data, then on the merged data) and rank the same as

@@ -79,6 +79,7 @@ def test_batch_equals_one_by_one_with_every_knob(fused_rrf: Pipeline, sample) ->
         assert len(got) == q.k
 
 
+@pytest.mark.slow
 def test_mmr_knob_raises_diversity_and_cap_holds(fused_rrf: Pipeline, sample) -> None:  # type: ignore[no-untyped-def]
     ds, s, vectors = sample
     div = {

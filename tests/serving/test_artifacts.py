@@ -96,6 +96,7 @@ def test_train_artifact_fits_by_name(tmp_path: Path) -> None:
         train_artifact(dataset, "itemknn", path, {})
 
 
+@pytest.mark.slow
 def test_a_strategy_that_tunes_on_validation_holds_out_its_own(tmp_path: Path) -> None:
     """`train --model fused` once fitted without validation and fell back to RRF unsaid."""
     from lmrec.data.loaders import load_dataset

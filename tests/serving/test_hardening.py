@@ -398,6 +398,7 @@ class _SlowEncoder(HashingEncoder):
         return super().__call__(texts)
 
 
+@pytest.mark.slow
 def test_swaps_and_restarts_reuse_stored_vectors_and_never_block_upserts(
     settings: Settings, keys: dict[str, str], artifact_dir: Path, tmp_path: Path
 ) -> None:

@@ -77,6 +77,7 @@ def _query(user: str, case: dict[str, Any]) -> Query:
     )
 
 
+@pytest.mark.slow
 def test_batch_path_equals_http(served: TestClient, fused_artifact: Path) -> None:
     offline = Pipeline.from_artifact(load_artifact(fused_artifact), ENCODER)
     offline.add_items(
