@@ -232,7 +232,9 @@ def test_tune_trials_on_ray_give_the_process_studys_trials(
     grid = _tune_setup(sampler="grid")
     points = dict(study("g1", grid, 9))
     both = study("g2", grid, 9, jobs=2, cluster=cluster)
-    assert len(points) == len(both) == 4
+    # Optuna's GridSampler may hand one point to two workers at once (documented for
+    # distributed studies), so a point can appear twice; each scores the same.
+    assert len(points) == 4 and {params for params, _ in both} == set(points)
     assert all(points[params] == values for params, values in both)
 
 
