@@ -81,18 +81,17 @@ def write_recommendations(
     chunks = [list(user_ids[lo : lo + CHUNK]) for lo in range(0, len(user_ids), CHUNK)]
     report = on_chunk or (lambda n: None)
     out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     if cluster is not None:
         from lmrec.distributed import map_ordered
 
         done = map_ordered(
             _rank_chunk, chunks, job, setup=_open, on_result=lambda i, _: report(len(chunks[i]))
         )
-        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text("".join(text for text, _ in done), encoding="utf-8")
         return Ranked(len(user_ids), sum(n for _, n in done))
     state = _open(job)
     unknown = 0
-    out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as fh:
         for chunk in chunks:
             text, n_unknown = _rank_chunk(state, chunk)

@@ -103,9 +103,13 @@ class ALS(Recommender):
 
     def query_embeddings(self, histories: Histories) -> np.ndarray:
         h = histories.to_csr(self.n_items, binary=True)
+        return fold_in(self.item_factors_, h, self.config.reg, self.config.alpha, self._item_gram())
+
+    def _item_gram(self) -> np.ndarray:
+        """`Y'Y` of the item factors, computed once (a pass over every item)."""
         if self._gram is None:
             self._gram = self.item_factors_.T @ self.item_factors_
-        return fold_in(self.item_factors_, h, self.config.reg, self.config.alpha, self._gram)
+        return self._gram
 
     def contributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Each history item's exact term of the score (Hu, Koren and Volinsky 2008, 5).
@@ -120,9 +124,7 @@ class ALS(Recommender):
         cfg, y = self.config, self.item_factors_
         known = last_occurrence(h) & (h >= 0) & (h < self.n_items)
         yh = y[h[known]].astype(np.float64)
-        if self._gram is None:
-            self._gram = y.T @ y
-        a = self._gram + (cfg.alpha - 1.0) * (yh.T @ yh) + cfg.reg * np.eye(y.shape[1])
+        a = self._item_gram() + (cfg.alpha - 1.0) * (yh.T @ yh) + cfg.reg * np.eye(y.shape[1])
         inside = (it >= 0) & (it < self.n_items)
         out = np.zeros((len(it), len(h)), dtype=np.float32)
         out[:, known] = y[np.where(inside, it, 0)] @ (cfg.alpha * np.linalg.solve(a, yh.T))

@@ -245,6 +245,9 @@ class Pipeline:
         options = self.config.ann
         if self.model.n_items < max(1, options.min_items):
             return None
+        index = self._index
+        if index is not None and len(index) >= self.model.n_items:
+            return index  # the common case: no embeddings fetched (some build them)
         with self._index_lock:
             rows = self.model.item_embeddings()
             if rows is None:

@@ -97,11 +97,6 @@ def _steering_scale(row: np.ndarray, depth: int) -> float:
     return scale if scale > 0 else 1.0
 
 
-def _fill(scores: np.ndarray, rows: list[int], s: np.ndarray, m: int) -> None:
-    width = min(m, s.shape[1])
-    scores[rows, :width] = s[:, :width]
-
-
 def score_batch(
     model: Recommender,
     space: ItemSpace,
@@ -132,15 +127,18 @@ def score_batch(
                 inside = ids < m
                 scores[q, ids[inside]] = values[inside]
             approximate[warm] = True
-        elif wants_query and space.vectors is not None:
-            qv = np.zeros((len(warm), space.vectors.shape[1]), dtype=np.float32)
-            for r, q in enumerate(warm):
-                v = queries[q]
-                if v is not None:
-                    qv[r] = v
-            _fill(scores, warm, model.score_queries(hist, qv), m)
         else:
-            _fill(scores, warm, model.score(hist), m)
+            if wants_query and space.vectors is not None:
+                qv = np.zeros((len(warm), space.vectors.shape[1]), dtype=np.float32)
+                for r, q in enumerate(warm):
+                    v = queries[q]
+                    if v is not None:
+                        qv[r] = v
+                s = model.score_queries(hist, qv)
+            else:
+                s = model.score(hist)
+            width = min(m, s.shape[1])
+            scores[warm, :width] = s[:, :width]
     content_only = np.zeros(n, dtype=bool)
     unsteered: list[np.ndarray | None] = [None] * b
     if space.vectors is None:

@@ -79,8 +79,7 @@ class ItemIndex:
                 if o.storage == "f32"
                 else faiss.IndexHNSWSQ(d, fp16, o.links, ip)
             )
-            index.hnsw.efConstruction = o.ef_construction
-            index.hnsw.efSearch = o.ef_search
+            index.hnsw.efConstruction = o.ef_construction  # efSearch goes with each search
         else:
             lists = max(1, min(len(rows) // 39, int(4 * np.sqrt(len(rows)))))
             quantizer = faiss.IndexFlatIP(d)
