@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -73,6 +74,30 @@ def test_evaluate_writes_contract_json_and_rankings_that_recompute(
     assert check.returncode == 0, check.stdout
     assert "MISMATCH" not in check.stdout and check.stdout.count(" ok") == 4
     assert "<img" in (tmp_path / "r.html").read_text()
+
+
+@pytest.mark.slow
+def test_published_rankings_hold_ids_only_and_recompute_from_the_dataset(tmp_path: Path):
+    out, ranks = tmp_path / "res.json", tmp_path / "ranks"
+    proc = lmrec(
+        "evaluate", "--dataset", "sample", "--models", "pop,ease", "--tie-break", "item",
+        "--out", str(out), "--publish-rankings", str(ranks),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["tie_break"] == "item"
+    files = sorted(p.name for p in ranks.iterdir())
+    assert files == ["sample-ease.jsonl.gz", "sample-pop.jsonl.gz"]
+    with gzip.open(ranks / files[0], "rt") as fh:
+        first = json.loads(fh.readline())
+    assert set(first) == {"user", "ranked"} and len(first["ranked"]) == 20
+    script = [sys.executable, str(ROOT / "benchmarks" / "recompute_metrics.py")]
+    check = subprocess.run(
+        [*script, "--dataset", "sample", "--rankings", str(ranks), "--results", str(out),
+         "--tie-break", "item"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.count(" ok") == 4
 
 
 @pytest.mark.slow

@@ -224,6 +224,22 @@ def evaluate(
             help="Write each model's top-100 per test user (JSON lines) into this folder."
         ),
     ] = None,
+    publish_rankings: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write each model's top 20 per test user as <dataset>-<model>.jsonl.gz in this "
+            "folder: user and item ids only, no truth items (safe to commit); "
+            "benchmarks/recompute_metrics.py --dataset recomputes the metrics from them."
+        ),
+    ] = None,
+    tie_break: Annotated[
+        str,
+        typer.Option(
+            help="How interactions with the same timestamp are ordered before splitting: file "
+            "(a later line is later), item (by item id, as RecBole) or random (under --seed). "
+            "Leave-one-out holds out different items under each; never compare across them."
+        ),
+    ] = "file",
     report: Annotated[
         Path | None, typer.Option(help="Write an HTML report with plots here.")
     ] = None,
@@ -297,11 +313,16 @@ def evaluate(
 
     Example: lmrec evaluate --dataset ml-100k --protocol loo --models pop,itemknn,ease,als,bpr --out results.json
     """
+    from lmrec.data.dataset import TIE_BREAKS
     from lmrec.data.splitting import PROTOCOLS
     from lmrec.evaluation import write_report
 
     if protocol not in PROTOCOLS:
         raise LmrecError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    if tie_break not in TIE_BREAKS:
+        raise LmrecError(
+            f"unknown --tie-break {tie_break!r}; choose one of {', '.join(TIE_BREAKS)}"
+        )
     tuned = None
     if config is not None:
         from lmrec.tuning.protocol import TrialConfig
@@ -331,7 +352,7 @@ def evaluate(
         dedupe=dedupe,
         loader=loader,
         catalog=catalog,
-    )
+    ).with_tie_break(tie_break, seed)
     has_text = ds.catalog.has_titles
     if text_diversity is None:
         from lmrec._extras import text_extra_installed
@@ -366,6 +387,9 @@ def evaluate(
     if save_rankings:
         experiment.write_rankings(save_rankings)
         console.print(f"rankings: {save_rankings}/")
+    if publish_rankings:
+        for path in experiment.write_rankings(publish_rankings, shareable=True):
+            console.print(f"rankings: {path}")
     if report:
         write_report(doc, report)
         console.print(f"report: {report}")

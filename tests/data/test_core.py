@@ -1,9 +1,11 @@
 """Vocabulary, Interactions, Histories and splits on small logs with known answers."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from lmrec.data import (
+    Dataset,
     Histories,
     Interactions,
     Vocabulary,
@@ -12,7 +14,7 @@ from lmrec.data import (
     random_holdout,
     temporal,
 )
-from lmrec.errors import LmrecError
+from lmrec.errors import ConfigError, LmrecError
 
 
 def test_vocabulary_round_trip_and_growth():
@@ -44,6 +46,35 @@ def test_histories_padding_and_csr():
     assert h.padded(2, pad=0, offset=1).tolist() == [[3, 4], [0, 0], [0, 8]]
     m = h.to_csr(5)  # item 7 is beyond the 5 known items and is dropped
     assert m.shape == (3, 5) and m.nnz == 3
+    repeated = Histories.from_lists([[1, 1, 3], [2]])
+    assert repeated.to_csr(4).toarray().tolist() == [[0, 1, 0, 1], [0, 0, 1, 0]]
+    summed = repeated.to_csr(4, binary=False, values=np.array([0.5, 2.0, 1.0, 3.0]))
+    assert summed.toarray().tolist() == [[0, 2.5, 0, 1.0], [0, 0, 3.0, 0]]
+
+
+def tied_dataset() -> Dataset:
+    frame = pd.DataFrame(
+        {"user": ["a", "a", "a", "a"], "item": ["10", "9", "2", "7"], "timestamp": [1, 2, 2, 2]}
+    )
+    return Dataset.from_frames("tied", frame)
+
+
+def test_tie_break_decides_which_of_tied_items_is_held_out():
+    ds = tied_dataset()
+
+    def test_item(tie_break: str, seed: int = 0) -> str:
+        d = ds.with_tie_break(tie_break, seed)
+        return d.items.id(int(leave_one_out(d.interactions).test.items[0]))
+
+    assert test_item("file") == "7"  # the last line
+    assert test_item("item") == "9"  # numeric ids: 2 < 7 < 9, not "10" < "2" as strings
+    shuffled = {test_item("random", s) for s in range(20)}
+    assert shuffled == {"2", "7", "9"}  # any tied item, never the earlier "10"
+    d = ds.with_tie_break("item")
+    assert d.tie_break == "item" and len(d.interactions) == 4
+    assert d.items.id(int(d.interactions.items[0])) == "10"  # the untied first row stays first
+    with pytest.raises(ConfigError, match="choose one of file, item, random"):
+        ds.with_tie_break("time")
 
 
 def test_leave_one_out_holds_out_last_two():

@@ -10,7 +10,12 @@ from lmrec.data.loaders import load_dataset
 from lmrec.models import TrainingData
 from lmrec.models.base import Recommender, drop_one_contributions
 from lmrec.models.names import resolve_strategy
-from lmrec.ranking.explain import Explanation, top_contributions
+from lmrec.ranking.explain import (
+    Explanation,
+    history_tokens,
+    shared_attributes,
+    top_contributions,
+)
 from lmrec.ranking.topk import top_k
 
 
@@ -137,3 +142,39 @@ def test_sentence_is_composed_from_the_facts() -> None:
         "Because you liked item 1 (75%), item 2 (25%), found by ease (also ranked by content). "
         "It fits your interest in Mascara. Shares Acme. Moved down 2 places by the diversity setting."
     )
+
+
+@pytest.mark.parametrize("name", ["als", "content", "ease"])
+def test_score_spread_is_the_standard_deviation_of_the_scores(sample, name) -> None:  # type: ignore[no-untyped-def]
+    data, _ = sample
+    model = resolve_strategy(name)().fit(data)
+    hist = Histories.from_lists([data.interactions.history(u) for u in (0, 5, 11)])
+    expected = model.score(hist).astype(np.float64).std(axis=1)
+    np.testing.assert_allclose(model.score_spread(hist), expected, rtol=1e-4)
+
+
+def test_hybrid_contributions_are_the_same_with_or_without_cached_spreads(sample) -> None:  # type: ignore[no-untyped-def]
+    data, _ = sample
+    model = resolve_strategy("hybrid")(cf="ease", text="content", weight=0.6).fit(data)
+    h = data.interactions.history(4).astype(np.int64)
+    items = np.array([1, 2, 9])
+    model._spreads.clear()
+    cold = model.contributions(h, items)
+    model.score(Histories.from_lists([h]))  # scoring caches this history's spreads
+    assert model._key(h) in model._spreads
+    np.testing.assert_allclose(model.contributions(h, items), cold, rtol=1e-5, atol=1e-7)
+
+
+def test_shared_attributes_counts_each_history_item_once(sample) -> None:  # type: ignore[no-untyped-def]
+    data, _ = sample
+    catalog = data.catalog
+    item = next(i for i in range(len(catalog)) if len(catalog.attributes(i)) >= 2)
+    mine = catalog.attributes(item)
+    sharing = [i for i in range(len(catalog)) if i != item and mine[0] in catalog.attributes(i)]
+    history = [sharing[0], sharing[0]]  # a repeat counts once
+    counts = history_tokens(catalog, history)
+    assert counts[mine[0]] == 1
+    shared = shared_attributes(catalog, item, counts)
+    assert shared[0] == mine[0] and set(shared) <= set(mine)
+    assert all(t in catalog.attributes(sharing[0]) for t in shared)
+    assert shared_attributes(catalog, item, history_tokens(catalog, [])) == []

@@ -13,9 +13,12 @@ from lmrec.data.cleaning import deduplicate, event_types, event_weights, k_core,
 from lmrec.data.events import EVENT_TYPES, EventPolicy
 from lmrec.data.interactions import Interactions
 from lmrec.data.vocabulary import Vocabulary
-from lmrec.errors import DataError
+from lmrec.errors import ConfigError, DataError
 
-__all__ = ["CleaningOptions", "Dataset"]
+__all__ = ["TIE_BREAKS", "CleaningOptions", "Dataset"]
+
+#: How `Dataset.with_tie_break` orders interactions that share a timestamp.
+TIE_BREAKS = ("file", "item", "random")
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class Dataset:
     items: Vocabulary
     catalog: Catalog
     notes: list[str] = field(default_factory=list)
+    #: How interactions sharing a timestamp are ordered (`with_tie_break`).
+    tie_break: str = "file"
 
     @property
     def n_users(self) -> int:
@@ -111,6 +116,36 @@ class Dataset:
         users = Vocabulary(self.users.id(int(u)) for u in keep_users)
         note = f"left out {len(drop)} erased users"
         return replace(self, interactions=kept, users=users, notes=[*self.notes, note])
+
+    def with_tie_break(self, mode: str, seed: int = 0) -> Dataset:
+        """This dataset with interactions at the same timestamp ordered by `mode`.
+
+        "file" (the default everywhere) keeps file order, a later line counting as later;
+        "item" orders ties by item id (numerically when every id is an integer, as
+        RecBole's splits do); "random" shuffles them under `seed`. Leave-one-out holds out
+        a different item wherever a user's last timestamp is shared, so figures from
+        different tie-breaks are not comparable.
+        """
+        if mode == self.tie_break == "file":
+            return self
+        if self.tie_break != "file":
+            raise ConfigError(f"ties are already ordered by {self.tie_break}")
+        log = self.interactions
+        if mode == "item":
+            ids = self.items.ids
+            numeric = all(i.lstrip("-").isdigit() for i in ids)
+            order = np.argsort(np.array([int(i) for i in ids] if numeric else ids), kind="stable")
+            rank = np.empty(len(ids), dtype=np.int64)
+            rank[order] = np.arange(len(ids))
+            key = rank[log.items]
+        elif mode == "random":
+            key = np.random.default_rng(seed).permutation(len(log))
+        else:
+            raise ConfigError(f"unknown tie-break {mode!r}; choose one of {', '.join(TIE_BREAKS)}")
+        note = f"timestamp ties ordered by {mode}" + (f" (seed {seed})" if mode == "random" else "")
+        return replace(
+            self, interactions=log.reorder_ties(key), notes=[*self.notes, note], tie_break=mode
+        )
 
     def summary(self) -> dict[str, object]:
         """Headline counts for reports."""

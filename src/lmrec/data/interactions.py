@@ -72,21 +72,27 @@ class Histories:
         """For every stored item, the query (row) it belongs to."""
         return np.repeat(np.arange(len(self), dtype=np.int64), self.lengths)
 
-    def to_csr(self, n_items: int, binary: bool = True) -> sp.csr_matrix:
+    def to_csr(
+        self, n_items: int, binary: bool = True, values: np.ndarray | None = None
+    ) -> sp.csr_matrix:
         """A (queries x n_items) matrix; items at or beyond `n_items` are dropped.
 
         With `binary`, repeated items count once (value 1); otherwise values are
-        summed weights (1 per event when there are no weights).
+        summed `values` (one per stored item; default the weights, else 1 per event).
+        Built straight from the ragged rows: serving calls this for one query at a time.
         """
         keep = (self.items >= 0) & (self.items < n_items)
-        rows = self.row_ids()[keep]
-        cols = self.items[keep]
-        vals = (
-            np.ones(len(cols), dtype=np.float32)
-            if self.weights is None or binary
-            else self.weights[keep]
+        kept = np.zeros(len(keep) + 1, dtype=np.int64)
+        np.cumsum(keep, out=kept[1:])
+        if binary:
+            vals = np.ones(int(kept[-1]), dtype=np.float32)
+        else:
+            given = values if values is not None else self.weights
+            vals = np.ones(int(kept[-1]), np.float32) if given is None else given[keep]
+        m = sp.csr_matrix(
+            (vals.astype(np.float32, copy=False), self.items[keep], kept[self.indptr]),
+            shape=(len(self), n_items),
         )
-        m = sp.csr_matrix((vals, (rows, cols)), shape=(len(self), n_items), dtype=np.float32)
         m.sum_duplicates()
         if binary:
             m.data[:] = 1.0
@@ -249,6 +255,15 @@ class Interactions:
             n_users=self.n_users,
             n_items=self.n_items,
         )
+
+    def reorder_ties(self, key: np.ndarray) -> Interactions:
+        """The same rows, with each user's equal-timestamp runs ordered by `key` (one value
+        per row; equal keys keep the current order). The split's "last" item follows it."""
+        key = np.asarray(key)
+        if key.shape != self.users.shape:
+            raise ValueError(f"reorder_ties needs one key per row ({len(self)}), got {key.shape}")
+        order = np.lexsort((np.arange(len(self)), key, self.timestamps, self.users))
+        return self.select(order)
 
     def concat(self, other: Interactions) -> Interactions:
         """Both logs together, re-sorted; `other`'s rows count as later on ties."""

@@ -6,6 +6,7 @@ follows the contract in DESIGN §3.
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +37,8 @@ RERANK = "rerank"
 
 #: Metrics that get a bootstrap confidence interval in reports.
 CI_METRICS = ("ndcg@10", "recall@10", "hr@10", "mrr@10")
+#: Items per user in shareable rankings (`Experiment.write_rankings`).
+SHAREABLE_TOP = 20
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ class Experiment:
         out: dict[str, Any] = {
             "dataset": self.dataset.name,
             "protocol": self.split.protocol,
+            "tie_break": self.dataset.tie_break,
             "n_users": self.dataset.n_users,
             "n_items": self.dataset.n_items,
             "n_interactions": len(self.dataset.interactions),
@@ -177,8 +181,14 @@ class Experiment:
         path.write_text(json.dumps(self.to_json(), indent=2))
         return path
 
-    def write_rankings(self, directory: str | Path) -> list[Path]:
-        """One JSON-lines file per model: `{"user", "truth", "ranked"}` per test user."""
+    def write_rankings(self, directory: str | Path, shareable: bool = False) -> list[Path]:
+        """One JSON-lines file per model: `{"user", "truth", "ranked"}` per test user.
+
+        `shareable`: `<dataset>-<model>.jsonl.gz` instead, the top `SHAREABLE_TOP` ids per
+        user and no truth items (nothing of the data but user and item ids, safe to
+        publish); `benchmarks/recompute_metrics.py --dataset` takes the truth from the
+        dataset itself.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         truth = self.split.test.matrix(binary=True)
@@ -186,21 +196,21 @@ class Experiment:
         item_ids = np.asarray(items_vocab.ids, dtype=object)
         paths = []
         for name, res in self.results.items():
-            path = directory / f"{_safe(name)}.jsonl"
-            with path.open("w") as fh:
+            stem = f"{_safe(self.dataset.name)}-{_safe(name)}" if shareable else _safe(name)
+            path = directory / (f"{stem}.jsonl.gz" if shareable else f"{stem}.jsonl")
+            opener = gzip.open if shareable else open
+            with opener(path, "wt", encoding="utf-8") as fh:
                 for row, user in enumerate(res.users):
-                    t = truth.indices[truth.indptr[user] : truth.indptr[user + 1]]
                     ranked = res.rankings[row]
-                    fh.write(
-                        json.dumps(
-                            {
-                                "user": users_vocab.id(int(user)),
-                                "truth": sorted(item_ids[t].tolist()),
-                                "ranked": item_ids[ranked[ranked >= 0]].tolist(),
-                            }
-                        )
-                        + "\n"
-                    )
+                    ranked = item_ids[ranked[ranked >= 0]].tolist()
+                    line: dict[str, Any] = {"user": users_vocab.id(int(user))}
+                    if shareable:
+                        line["ranked"] = ranked[:SHAREABLE_TOP]
+                    else:
+                        t = truth.indices[truth.indptr[user] : truth.indptr[user + 1]]
+                        line["truth"] = sorted(item_ids[t].tolist())
+                        line["ranked"] = ranked
+                    fh.write(json.dumps(line) + "\n")
             paths.append(path)
         return paths
 

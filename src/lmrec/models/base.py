@@ -238,6 +238,8 @@ class Recommender(ABC):
             raise ConfigError(f"{type(self).__name__} config: {hint}") from None
         self.n_items = 0
         self._fitted = False
+        #: (item rows, their covariance) behind `score_spread`, rebuilt when the rows change.
+        self._spread_of: tuple[np.ndarray, np.ndarray] | None = None
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump().items())
@@ -328,6 +330,24 @@ class Recommender(ABC):
         return drop_one_contributions(
             self, np.asarray(history, dtype=np.int64), np.asarray(items, dtype=np.int64)
         )
+
+    def score_spread(self, histories: Histories) -> np.ndarray:
+        """Standard deviation of each query's scores over all `n_items` items (float64).
+
+        An inner-product scorer answers from its item rows' covariance, `sqrt(q C q)`, in
+        O(d^2) per query instead of a full scoring (an explanation of a blend needs each
+        part's spread on every request); other strategies score and take the spread.
+        """
+        self._require_fitted()
+        rows = self.item_embeddings()
+        if rows is None:
+            return self.score(histories).std(axis=1).astype(np.float64)  # type: ignore[no-any-return]
+        if self._spread_of is None or self._spread_of[0] is not rows:
+            centred = np.asarray(rows, dtype=np.float64) - rows.mean(axis=0, dtype=np.float64)
+            self._spread_of = (rows, centred.T @ centred / max(len(rows), 1))
+        cov = self._spread_of[1]
+        q = np.asarray(self.query_embeddings(histories), dtype=np.float64)
+        return np.sqrt(np.maximum(((q @ cov) * q).sum(axis=1), 0.0))  # type: ignore[no-any-return]
 
     def attribute(self, history: np.ndarray, items: np.ndarray) -> list[Attribution] | None:
         """For a composite strategy, which part proposed each item; None for a single one."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-import scipy.sparse as sp
 from pydantic import Field
 
 from lmrec.data.interactions import Histories
@@ -33,11 +32,7 @@ def profiles(
     History items without a vector (index beyond `vectors`) are skipped.
     """
     weights = recent_weights(histories, recency, max_history)
-    keep = (histories.items >= 0) & (histories.items < len(vectors)) & (weights > 0)
-    mix = sp.csr_matrix(
-        (weights[keep], (histories.row_ids()[keep], histories.items[keep])),
-        shape=(len(histories), len(vectors)),
-    )
+    mix = histories.to_csr(len(vectors), binary=False, values=weights)
     out = np.asarray(mix @ vectors, dtype=np.float32)
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return out / np.maximum(norms, 1e-12)

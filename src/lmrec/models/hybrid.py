@@ -19,6 +19,8 @@ NDCG@10), where "best CF" is the best candidate alone on each measure.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -76,10 +78,17 @@ def _params(spec: str, params: dict[str, Any], name: str) -> dict[str, Any]:
     return dict(params.get(name, {})) if len(_names(spec)) > 1 else dict(params)
 
 
-def _standardise(scores: np.ndarray) -> np.ndarray:
+def _standardise(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row at mean 0 and std 1, and the rows' spreads (std, at least 1e-12)."""
     mean = scores.mean(axis=1, keepdims=True)
-    std = scores.std(axis=1, keepdims=True)
-    return (scores - mean) / np.maximum(std, 1e-12)
+    spread = np.maximum(scores.std(axis=1, keepdims=True), 1e-12)
+    return (scores - mean) / spread, spread[:, 0]
+
+
+#: Serving-sized calls to `Hybrid.score` remember their rows' part spreads, so that
+#: explaining the list just ranked does not score each part of that history again.
+_REMEMBER_ROWS = 64
+_REMEMBERED = 1024
 
 
 def _pick(trials: list[_Trial], objective: str, weights: tuple[float, ...]) -> _Trial:
@@ -117,6 +126,12 @@ class Hybrid(Recommender):
     weight_: float
     #: Validation NDCG@10 of the pick (None when nothing was picked on validation).
     valid_ndcg_: float | None = None
+
+    def __init__(self, config: Any = None, **overrides: Any):
+        super().__init__(config, **overrides)
+        #: (cf spread, text spread) by history, for the newest `_REMEMBERED` histories.
+        self._spreads: OrderedDict[bytes, tuple[float, float]] = OrderedDict()
+        self._spreads_lock = threading.Lock()
 
     def _part(
         self, role: Literal["cf", "text"], name: str, data: TrainingData | None = None
@@ -191,10 +206,21 @@ class Hybrid(Recommender):
         self._require_fitted()
         self.text_.add_items(vectors)  # type: ignore[attr-defined]
         self.n_items = max(self.cf_.n_items, self.text_.n_items)
+        with self._spreads_lock:  # the text side's spreads now cover the new items
+            self._spreads.clear()
 
     def _score(self, histories: Histories) -> np.ndarray:
-        text = _standardise(self.text_.score(histories))
-        cf = _standardise(self.cf_.score(histories))
+        text, text_spread = _standardise(self.text_.score(histories))
+        cf, cf_spread = _standardise(self.cf_.score(histories))
+        if len(histories) <= _REMEMBER_ROWS:
+            with self._spreads_lock:
+                for q in range(len(histories)):
+                    self._spreads[self._key(histories[q])] = (
+                        float(cf_spread[q]),
+                        float(text_spread[q]),
+                    )
+                while len(self._spreads) > _REMEMBERED:
+                    self._spreads.popitem(last=False)
         out = self.weight_ * text
         out[:, : cf.shape[1]] += (1.0 - self.weight_) * cf
         if cf.shape[1] < out.shape[1]:  # items the CF side never saw: its lowest score
@@ -209,19 +235,31 @@ class Hybrid(Recommender):
         the others, is its part in each side's score over that side's spread (the
         spreads and means of the full history; a row constant shifts every item alike).
         The sides answer exactly (EASE and kNN terms, a profile's drop-one on these items
-        only), so this costs two scorings of the history, not one per history item.
+        only), and an inner-product side's spread comes from its item covariance, so this
+        costs at most one full scoring per side, not one per history item.
         """
         self._require_fitted()
         h = np.asarray(history, dtype=np.int64)
         it = np.asarray(items, dtype=np.int64)
         out = np.zeros((len(it), len(h)), dtype=np.float64)
-        full = Histories.from_lists([h])
-        for part, weight in ((self.cf_, 1.0 - self.weight_), (self.text_, self.weight_)):
-            if weight == 0.0:
-                continue
-            spread = max(float(part.score(full)[0].std()), 1e-12)
-            out += weight * part.contributions(h, it) / spread
+        with self._spreads_lock:
+            spreads = self._spreads.get(self._key(h))
+        if spreads is None:
+            full = Histories.from_lists([h])
+            spreads = (
+                float(self.cf_.score_spread(full)[0]),
+                float(self.text_.score_spread(full)[0]),
+            )
+        parts = ((self.cf_, 1.0 - self.weight_), (self.text_, self.weight_))
+        for (part, weight), spread in zip(parts, spreads, strict=True):
+            if weight != 0.0:
+                out += weight * part.contributions(h, it) / max(spread, 1e-12)
         return out.astype(np.float32)
+
+    def _key(self, history: np.ndarray) -> bytes:
+        """A history's key in `_spreads`: the parts it was scored by and its items."""
+        parts = np.array([id(self.cf_), id(self.text_)], dtype=np.uint64).tobytes()
+        return parts + np.asarray(history, dtype=np.int64).tobytes()
 
     def describe(self) -> dict[str, Any]:
         """The parts and text weight picked on validation, and the validation NDCG@10."""

@@ -303,6 +303,17 @@ class MultiInterest(Recommender):
         _, best = self._interest_scores(found, np.asarray(history))
         return [int(best[int(i)]) if 0 <= int(i) < len(best) else -1 for i in items]
 
+    def nearest_interest(self, items: np.ndarray, found: list[Interest]) -> list[int]:
+        """For each item, the position in `found` of the interest whose centre is closest
+        (cosine); -1 for items without a vector. It reads only these items' vectors: what
+        explaining another strategy's list needs, where no interest did the scoring."""
+        it = np.asarray(items, dtype=np.int64)
+        inside = (it >= 0) & (it < len(self.vectors_))
+        if not found or not len(it):
+            return [-1] * len(it)
+        sims = self.vectors_[np.where(inside, it, 0)] @ np.stack([i.centre for i in found]).T
+        return np.where(inside, np.argmax(sims, axis=1), -1).tolist()  # type: ignore[no-any-return]
+
     def contributions(self, history: Sequence[int] | np.ndarray, items: np.ndarray) -> np.ndarray:
         """(len(items) x len(history)) cosine contribution of each history position to each item.
 

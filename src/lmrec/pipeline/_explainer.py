@@ -11,6 +11,7 @@ from lmrec.models.multi_interest import MultiInterest, interest_label
 from lmrec.pipeline._items import ItemSpace
 from lmrec.ranking.explain import (
     Explanation,
+    history_tokens,
     profile_terms,
     shared_attributes,
     top_contributions,
@@ -60,11 +61,17 @@ def explain(
     vec_history = history[space.has_vector[history]] if space.vectors is not None else history
     interests = _interest_model(model, space) if len(vec_history) else None
     found_interests = interests.interests(vec_history) if interests is not None else []
-    serving = (
-        interests.serving_interest(vec_history, top, found_interests)
-        if interests is not None and found_interests
-        else []
-    )
+    serving: list[int] = []
+    if interests is not None and found_interests:
+        # A multi-interest model's items came from one interest each: name that one. Any
+        # other strategy's item is named after the interest it is closest to.
+        serving = (
+            interests.serving_interest(vec_history, top, found_interests)
+            if isinstance(model, MultiInterest)
+            else interests.nearest_interest(top, found_interests)
+        )
+    labels: dict[int, str] = {}
+    tokens = history_tokens(space.catalog, history)
 
     def name(item_id: str) -> str:
         return space.name(space.ids.get(item_id))
@@ -80,15 +87,18 @@ def explain(
             proposer = contributor = att.strategy if att is not None else strategy
         cited = top_contributions(history, rows[i]) if i in rows else []
         interest = None
-        if found_interests and pos < len(serving) and serving[pos] >= 0:
-            interest = interest_label(space.catalog, found_interests[serving[pos]].members)
+        if pos < len(serving) and serving[pos] >= 0:
+            c = serving[pos]
+            if c not in labels:
+                labels[c] = interest_label(space.catalog, found_interests[c].members)
+            interest = labels[c]
         facts = Explanation(
             strategy=proposer,
             contributor=contributor,
             contributions=[(space.ids.id(j), round(w, 6)) for j, w in cited],
             strategy_ranks=dict(att.ranks) if att is not None else {},
             interest=interest,
-            shared_attributes=shared_attributes(space.catalog, i, history),
+            shared_attributes=shared_attributes(space.catalog, i, tokens),
             rank_changes=dict(moved.get(i, {})),
             query_match=1.0 if used_query else None,
         )

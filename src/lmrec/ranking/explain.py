@@ -22,6 +22,7 @@ plain-language text from them and nothing else.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -29,7 +30,13 @@ import numpy as np
 
 from lmrec.data.catalog import Catalog
 
-__all__ = ["Explanation", "profile_terms", "shared_attributes", "top_contributions"]
+__all__ = [
+    "Explanation",
+    "history_tokens",
+    "profile_terms",
+    "shared_attributes",
+    "top_contributions",
+]
 
 
 def profile_terms(
@@ -66,23 +73,27 @@ def top_contributions(
     return ranked[:n]
 
 
+def history_tokens(catalog: Catalog, history: Sequence[int] | np.ndarray) -> Counter[str]:
+    """How many distinct history items carry each attribute token (see `shared_attributes`)."""
+    counts: Counter[str] = Counter()
+    for h in dict.fromkeys(int(x) for x in history):
+        if 0 <= h < len(catalog):
+            counts.update(catalog.attributes(h))
+    return counts
+
+
 def shared_attributes(
-    catalog: Catalog, item: int, history: Sequence[int] | np.ndarray, limit: int = 3
+    catalog: Catalog, item: int, history_counts: Counter[str], limit: int = 3
 ) -> list[str]:
-    """Attribute tokens of `item` that history items also have, most shared first."""
+    """Attribute tokens of `item` that history items also have, most shared first.
+
+    `history_counts` is `history_tokens(catalog, history)`, counted once per list.
+    """
     if not 0 <= item < len(catalog):
         return []
     mine = catalog.attributes(item)
-    counts = dict.fromkeys(mine, 0)
-    for h in dict.fromkeys(int(x) for x in history):
-        if 0 <= h < len(catalog):
-            for token in catalog.attributes(h):
-                if token in counts:
-                    counts[token] += 1
-    ranked = sorted(
-        (t for t, c in counts.items() if c > 0), key=lambda t: (-counts[t], mine.index(t))
-    )
-    return ranked[:limit]
+    shared = [t for t in dict.fromkeys(mine) if history_counts[t] > 0]
+    return sorted(shared, key=lambda t: (-history_counts[t], mine.index(t)))[:limit]
 
 
 _KNOB_WORDS = {
