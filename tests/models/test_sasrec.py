@@ -292,3 +292,34 @@ def test_model_saved_before_views_still_loads(tmp_path):
     )
     h = Histories.from_lists([[1, 2, 3], [7]])
     np.testing.assert_array_equal(load_model(path).score(h), model.score(h))
+
+
+def test_training_windows_make_every_item_a_target_once():
+    from lmrec.models._sequence import training_sequences
+
+    inputs, targets = training_sequences(np.array([0, 12, 14]), np.arange(14), max_len=4)
+    kept = targets > 0
+    assert sorted(targets[kept].tolist()) == [*range(2, 13), 14]  # item 12 (token 13) starts user 2
+    assert (inputs[kept] == targets[kept] - 1).all()  # each predicted from the item before it
+    assert len(inputs) == 6  # user 1: windows ending after items 5, 7, 9, 11, 12; user 2: one
+    _, last_only = training_sequences(np.array([0, 12]), np.arange(12), max_len=4, whole=False)
+    assert last_only.tolist() == [[9, 10, 11, 12]]
+
+
+@pytest.mark.parametrize("whole", [True, False])
+def test_transitions_early_in_long_histories_are_learned(whole):
+    """Each history walks 25 consecutive items of 0..39, then 11 of 40..59: with max_len
+    10, only whole-history training ever sees a step of the first walk as a target."""
+    rng = np.random.default_rng(0)
+    users, items = [], []
+    for u in range(80):
+        a, b = int(rng.integers(0, 15)), int(rng.integers(40, 49))
+        walk = [*range(a, a + 25), *range(b, b + 11)]
+        users += [u] * len(walk)
+        items += walk
+    log = Interactions.build(np.array(users), np.array(items), 80, 60)
+    model = SASRec({**TRAIN, "whole_history": whole}).fit(TrainingData(log))
+    starts = np.arange(0, 28)
+    s = model.score(Histories.from_lists([list(range(i, i + 10)) for i in starts]))
+    hit = (s.argmax(1) == starts + 10).mean()
+    assert hit >= 0.8 if whole else hit <= 0.1, hit

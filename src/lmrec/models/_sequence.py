@@ -170,23 +170,39 @@ class CausalTransformer(nn.Module):
 
 
 def training_sequences(
-    indptr: np.ndarray, items: np.ndarray, max_len: int
+    indptr: np.ndarray, items: np.ndarray, max_len: int, whole: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs and next-item targets (tokens, left-padded) from each history's last max_len + 1 items.
+    """Inputs and next-item targets (tokens, left-padded) covering every history.
 
+    A history of up to `max_len + 1` items is one row, predicting each item from all
+    before it. A longer one, with `whole`, becomes windows of `max_len + 1` items that
+    start every `max_len // 2` items; each target is kept (non-zero) in the first window
+    that holds it only, so every item is predicted exactly once, from at least
+    `max_len - max_len // 2` items of context past the first window. Without `whole`,
+    only the last `max_len + 1` items are used (the older items are never a target).
     Histories shorter than 2 give nothing to predict and are left out.
     """
+    stride = max(1, max_len // 2)
     rows_in, rows_tgt = [], []
     for u in range(len(indptr) - 1):
-        s = items[indptr[u] : indptr[u + 1]][-(max_len + 1) :] + 1
+        s = items[indptr[u] : indptr[u + 1]] + 1
         if len(s) < 2:
             continue
-        inp = np.zeros(max_len, dtype=np.int64)
-        tgt = np.zeros(max_len, dtype=np.int64)
-        inp[max_len - len(s) + 1 :] = s[:-1]
-        tgt[max_len - len(s) + 1 :] = s[1:]
-        rows_in.append(inp)
-        rows_tgt.append(tgt)
+        if len(s) <= max_len + 1 or not whole:
+            ends, firsts = [len(s)], [max(1, len(s) - max_len)]
+        else:
+            ends = [*range(max_len + 1, len(s), stride), len(s)]
+            firsts = [1, *ends[:-1]]  # the first target index no earlier window holds
+        for end, first in zip(ends, firsts, strict=True):
+            start = max(0, end - max_len - 1)
+            window = s[start:end]
+            inp = np.zeros(max_len, dtype=np.int64)
+            tgt = np.zeros(max_len, dtype=np.int64)
+            inp[max_len - len(window) + 1 :] = window[:-1]
+            tgt[max_len - len(window) + 1 :] = window[1:]
+            tgt[: max_len - (end - first)] = 0  # targets an earlier window predicts
+            rows_in.append(inp)
+            rows_tgt.append(tgt)
     if not rows_in:
         return np.zeros((0, max_len), np.int64), np.zeros((0, max_len), np.int64)
     return np.stack(rows_in), np.stack(rows_tgt)

@@ -91,12 +91,16 @@ class SASRecConfig(ModelConfig):
     transformers (views) per item-table kind, trained side by side, each stopping early
     on its own validation NDCG@10 and keeping its best epoch; scores are their summed
     logits. Each copy costs as much training and scoring time as the first.
+    `whole_history`: histories longer than `max_len + 1` train as overlapping windows, so
+    every item is a target once (False: only each history's last `max_len + 1` items, how
+    lmrec trained before 2026-12; on ml-100k that left half the log unused at `max_len` 50).
     """
 
     embedding_dim: Annotated[int, Tunable(choices=(32, 64, 128))] = Field(64, ge=2)
     n_blocks: Annotated[int, Tunable(1, 3)] = Field(1, ge=1)
     n_heads: int = Field(1, ge=1)
     max_len: int = Field(50, ge=1)
+    whole_history: bool = True
     dropout: Annotated[float, Tunable(0.0, 0.5)] = Field(0.2, ge=0.0, lt=1.0)
     learning_rate: Annotated[float, Tunable(1e-4, 1e-2, log=True)] = Field(1e-3, gt=0.0)
     weight_decay: Annotated[float, Tunable(choices=(0.0, 1e-5, 1e-4))] = Field(0.0, ge=0.0)
@@ -175,7 +179,9 @@ class SASRec(Recommender):
         self._views_scored: list[int] | None = None
         valid = self._valid_sample(data)
         hist = self._training_log(data, valid).histories()
-        inputs, targets = training_sequences(hist.indptr, hist.items, c.max_len)
+        inputs, targets = training_sequences(
+            hist.indptr, hist.items, c.max_len, whole=c.whole_history
+        )
         lengths = (inputs > 0).sum(1)
         optimizer = torch.optim.AdamW(
             self.net_.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay
