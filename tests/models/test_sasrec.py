@@ -94,6 +94,9 @@ def test_early_stopping_keeps_best_epoch():
     assert model.best_epoch_ == best["epoch"]
     assert len(log) == 6 or len(log) - best["epoch"] == 2
     assert model.valid_ndcg_ == best["valid_ndcg@10"]  # on the 50 sampled validation users
+    chosen = model.describe()
+    assert chosen["best_epoch"] == best["epoch"] and chosen["epochs_run"] == len(log)
+    assert 0 < chosen["seconds_to_best_epoch"] <= log[-1]["elapsed_seconds"] + 0.1
 
 
 def test_checkpoint_resume_matches_uninterrupted(tmp_path):

@@ -169,6 +169,7 @@ class SASRec(Recommender):
 
     def _fit(self, data: TrainingData) -> None:
         c = self.config
+        started = time.perf_counter()
         torch.set_num_threads(c.num_threads or usable_cores())
         torch.manual_seed(c.seed)
         vectors = (
@@ -217,6 +218,7 @@ class SASRec(Recommender):
                     row["valid_ndcg@10" if len(tracks) == 1 else f"valid_ndcg@10_view{i}"] = ndcg
             row["seconds"] = time.perf_counter() - t0
             row["cpu_seconds"] = time.process_time() - cpu0
+            row["elapsed_seconds"] = time.perf_counter() - started  # since fit began
             self.training_log_.append(row)
             bar.set_postfix(
                 loss=f"{loss:.4f}",
@@ -236,6 +238,22 @@ class SASRec(Recommender):
             self.valid_ndcg_ = (
                 tracks[0].best_score if len(tracks) == 1 else self._valid_ndcg(data, valid, None)
             )
+
+    def describe(self) -> dict[str, Any]:
+        """Training cost and outcome: the best epoch, how many ran, wall seconds from the
+        start of `fit` to the end of the best epoch (end to end, data preparation and
+        validation included) and the validation NDCG@10 kept."""
+        self._require_fitted()
+        log = getattr(self, "training_log_", None)
+        if log is None:  # loaded from an artefact: the training record stays with the run
+            return {}
+        out: dict[str, Any] = {"best_epoch": int(self.best_epoch_), "epochs_run": len(log)}
+        best = [r for r in log if int(r["epoch"]) == self.best_epoch_ and "elapsed_seconds" in r]
+        if best:
+            out["seconds_to_best_epoch"] = round(float(best[0]["elapsed_seconds"]), 1)
+        if getattr(self, "valid_ndcg_", None) is not None:
+            out["validation_ndcg@10"] = round(float(self.valid_ndcg_), 6)
+        return out
 
     def _stopped(self, track: _Track, valid: Interactions | None) -> bool:
         patience = self.config.patience
