@@ -9,7 +9,7 @@ Two modes:
     # shareable rankings (`lmrec evaluate --publish-rankings DIR`: ids only, no truth):
     # the truth comes from the dataset, split by leave-one-out as `lmrec evaluate` does
     python benchmarks/recompute_metrics.py --dataset amazon-beauty \
-        [--rankings benchmarks/results/rankings] [--tie-break file] [--results RESULTS.json]
+        [--rankings benchmarks/results/rankings] [--tie-break file] [--results RESULTS.json ...]
 
 The metric arithmetic is the few lines below in both modes; the second mode uses lmrec
 only to load the dataset and find each user's held-out item. With a results JSON, exits
@@ -108,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results_json", type=Path, nargs="?", help="its results JSON")
     parser.add_argument("--dataset", help="recompute shareable rankings of this dataset")
     parser.add_argument("--rankings", type=Path, default=Path("benchmarks/results/rankings"))
-    parser.add_argument("--results", type=Path, help="results JSON to check against")
+    parser.add_argument(
+        "--results", type=Path, action="append", help="results JSON to check against (repeatable)"
+    )
     parser.add_argument("--tie-break", default="file", help="as given to lmrec evaluate")
     parser.add_argument("--k", type=int, default=10)
     args = parser.parse_args(argv)
@@ -121,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
             ok &= _check(name, recompute(args.rankings_dir / f"{safe}.jsonl", args.k), row, args.k)
         return 0 if ok else 1
-    reported = json.loads(args.results.read_text())["results"] if args.results else None
+    reported = None
+    if args.results:
+        reported = {}
+        for path in args.results:
+            reported.update(json.loads(path.read_text())["results"])
     files = sorted(args.rankings.glob(f"{args.dataset}-*.jsonl.gz"))
     if not files:
         print(f"no {args.dataset}-*.jsonl.gz in {args.rankings}", file=sys.stderr)
@@ -131,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         model = path.name[len(args.dataset) + 1 : -len(".jsonl.gz")]
         row = None if reported is None else reported.get(model)
         if reported is not None and row is None:
-            print(f"{model}: not in {args.results}", file=sys.stderr)
+            print(f"{model}: in no --results file", file=sys.stderr)
             ok = False
             continue
         ok &= _check(model, recompute_against(path, truth, args.k), row, args.k)
