@@ -20,7 +20,7 @@ from typing import Any
 
 from lmrec.serving.settings import Settings
 
-__all__ = ["serve_workers", "uvicorn_options"]
+__all__ = ["serve_workers", "uvicorn_options", "worker_threads"]
 
 log = logging.getLogger("lmrec.serving")
 
@@ -62,10 +62,21 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="lmrec-parent-watch", daemon=True).start()
 
 
-def _worker(settings_json: str, sock: socket.socket, max_connections: int) -> None:
+def worker_threads(cores: int, workers: int) -> int:
+    """Native threads (BLAS, OpenMP) per worker: its share of the cores, at least one."""
+    return max(1, cores // max(1, workers))
+
+
+def _worker(settings_json: str, sock: socket.socket, max_connections: int, workers: int) -> None:
     import uvicorn
+    from threadpoolctl import threadpool_limits
+
+    from lmrec._cpu import usable_cores
 
     _exit_with_parent()
+    # Every worker ranks on the same cores: pools sized to all of them would put
+    # workers x cores threads on the cores, each BLAS call spinning against the others.
+    threadpool_limits(worker_threads(usable_cores(), workers))
 
     from lmrec.serving.app import create_app
 
@@ -85,7 +96,7 @@ def serve_workers(
     sock.listen(2048)
     sock.set_inheritable(True)
     ctx = multiprocessing.get_context("spawn")
-    args = (settings.model_dump_json(), sock, max_connections)
+    args = (settings.model_dump_json(), sock, max_connections, workers)
 
     def start(i: int) -> Any:
         proc = ctx.Process(target=_worker, args=args, name=f"lmrec-worker-{i}", daemon=False)
