@@ -60,9 +60,27 @@ def findings(truth: str, block: dict[str, Any], settings: dict[str, Any]) -> lis
         "",
         f"- Most users retained at round {last}: **{best}** ({_final(st[best], 'retention')}).",
     ]
-    amp = max(st, key=lambda s: st[s]["trend"]["avg_popularity_slope"]["mean"] or 0)
+
+    def slope(s: str) -> str:
+        t = st[s]["trend"]["avg_popularity_slope"]
+        return _v(t["mean"], t["ci95"], 3)
+
+    rising = [s for s in st if (st[s]["trend"]["avg_popularity_slope"]["ci95"] or [0])[0] > 0]
+    if rising:
+        out.append(
+            "- Raise the average popularity shown (slope CI above 0): "
+            + ", ".join(f"**{s}** ({slope(s)} per round)" for s in rising)
+            + "."
+        )
+    else:
+        out.append("- No strategy raises the average popularity shown (no slope CI above 0).")
     out.append(
-        f"- Steepest rise of average popularity shown: **{amp}** ({_v(st[amp]['trend']['avg_popularity_slope']['mean'], st[amp]['trend']['avg_popularity_slope']['ci95'], 3)} per round)."
+        "- New items' share of impressions, mean over rounds: "
+        + ", ".join(
+            f"{s} {sum(r.get('new_item_share') or 0 for r in st[s]['rounds']) / len(st[s]['rounds']):.4f}"
+            for s in st
+        )
+        + "."
     )
     for label, res in st.items():
         vs = res.get("vs_reference")
