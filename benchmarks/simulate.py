@@ -65,7 +65,11 @@ def findings(truth: str, block: dict[str, Any], settings: dict[str, Any]) -> lis
         t = st[s]["trend"]["avg_popularity_slope"]
         return _v(t["mean"], t["ci95"], 3)
 
-    rising = [s for s in st if (st[s]["trend"]["avg_popularity_slope"]["ci95"] or [0])[0] > 0]
+    def low(s: str) -> float:
+        ci = st[s]["trend"]["avg_popularity_slope"]["ci95"]  # None or [None, None] with 1 seed
+        return ci[0] if ci and ci[0] is not None else 0.0
+
+    rising = [s for s in st if low(s) > 0]
     if rising:
         out.append(
             "- Raise the average popularity shown (slope CI above 0): "
