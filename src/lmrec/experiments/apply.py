@@ -37,6 +37,7 @@ def rank_assigned(
     unit: str | None,
     request_id: str,
     now: float,
+    rank: Callable[[Pipeline, Query], list[Recommendation]] = Pipeline.recommend,
 ) -> Served:
     """Rank `query` as the unit's variants say; `pipeline_for(model_path)` gives each arm's pipeline.
 
@@ -45,6 +46,7 @@ def rank_assigned(
     model ranks with it. An interleaving assignment then ranks the query once per
     arm (each arm's knobs and model on top of the rest) and drafts one list of `k`
     from the two (`team_draft`, seeded by the request id, so a retry is the same).
+    `rank(pipeline, query)` makes each list (the server's ranking queue).
     """
     knobs = dict(query.knobs)
     model_path: str | None = None
@@ -59,13 +61,13 @@ def rank_assigned(
     teams: list[str] | None = None
     if interleaving is None:
         pipeline = pipeline_for(model_path)
-        items = pipeline.recommend(dataclasses.replace(query, knobs=knobs))
+        items = rank(pipeline, dataclasses.replace(query, knobs=knobs))
     else:
         arms = []
         for variant in interleaving.experiment.variants:
             pipeline_arm = pipeline_for(variant.model_path or model_path)
             arm_query = dataclasses.replace(query, knobs={**knobs, **variant.knobs})
-            arms.append((pipeline_arm, pipeline_arm.recommend(arm_query)))
+            arms.append((pipeline_arm, rank(pipeline_arm, arm_query)))
         pipeline = arms[0][0]
         ids, teams = team_draft(
             [r.item_id for r in arms[0][1]], [r.item_id for r in arms[1][1]], query.k, request_id

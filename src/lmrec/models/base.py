@@ -36,6 +36,7 @@ __all__ = [
     "class_path",
     "drop_one_contributions",
     "import_class",
+    "inner_products",
     "item_item_terms",
     "last_occurrence",
     "load_model",
@@ -158,6 +159,24 @@ def item_item_terms(
     return out.astype(np.float32)  # type: ignore[no-any-return]
 
 
+#: Below this many queries, `inner_products` multiplies the other way round.
+_FEW_QUERIES = 32
+
+
+def inner_products(queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """`queries @ rows.T` (queries x len(rows), C-contiguous), in the faster of two forms.
+
+    OpenBLAS multiplies a few query rows against a large item table about twice as fast
+    as `(rows @ queries.T).T` than as `queries @ rows.T` (12,101 x 384 items on one
+    thread: 3.4 vs 6.7 ms for 2 queries, 5.6 vs 7.6 ms for 16), and the other way
+    round from a few dozen queries on (65.8 vs 33.1 ms for 256). Serving ranks
+    the few requests that wait together; evaluation ranks thousands at a time.
+    """
+    if 1 < len(queries) < _FEW_QUERIES:
+        return np.ascontiguousarray((rows @ queries.T).T)
+    return queries @ rows.T  # type: ignore[no-any-return]
+
+
 def drop_one_contributions(
     model: Recommender, history: np.ndarray, items: np.ndarray
 ) -> np.ndarray:
@@ -165,8 +184,12 @@ def drop_one_contributions(
     n = len(history)
     if n == 0:
         return np.zeros((len(items), 0), dtype=np.float32)
-    variants = [history] + [np.delete(history, p) for p in range(n)]
-    scores = model.score_items(Histories.from_lists(variants), items)
+    # Row 0 the whole history, row 1 + p the history without position p: built as one
+    # ragged array (this runs for every explained request).
+    dropped = np.broadcast_to(history, (n, n))[~np.eye(n, dtype=bool)]
+    indptr = np.concatenate([[0], n + np.arange(n + 1, dtype=np.int64) * (n - 1)])
+    variants = Histories(indptr, np.concatenate([history, dropped]))
+    scores = model.score_items(variants, items)
     return (scores[0][:, None] - scores[1:].T).astype(np.float32)  # type: ignore[no-any-return]
 
 

@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from lmrec.data.interactions import Histories
-from lmrec.models.base import ModelConfig, Recommender, TrainingData
+from lmrec.models.base import ModelConfig, Recommender, TrainingData, inner_products
 from lmrec.models.itemknn import recent_weights
 from lmrec.tuning.space import Tunable
 
@@ -60,7 +60,7 @@ class ContentProfile(Recommender):
         self.n_items = len(self.vectors_)
 
     def _score(self, histories: Histories) -> np.ndarray:
-        return self.query_embeddings(histories) @ self.vectors_.T
+        return inner_products(self.query_embeddings(histories), self.vectors_)
 
     def item_embeddings(self) -> np.ndarray:
         self._require_fitted()

@@ -19,7 +19,13 @@ from threadpoolctl import threadpool_limits
 
 from lmrec._cpu import usable_cores
 from lmrec.data.interactions import Histories
-from lmrec.models.base import ModelConfig, Recommender, TrainingData, last_occurrence
+from lmrec.models.base import (
+    ModelConfig,
+    Recommender,
+    TrainingData,
+    inner_products,
+    last_occurrence,
+)
 from lmrec.tuning.space import Tunable
 
 __all__ = ["ALS", "BPR", "ALSConfig", "BPRConfig", "fold_in"]
@@ -95,7 +101,7 @@ class ALS(Recommender):
         self._gram = None
 
     def _score(self, histories: Histories) -> np.ndarray:
-        return self.query_embeddings(histories) @ self.item_factors_.T
+        return inner_products(self.query_embeddings(histories), self.item_factors_)
 
     def item_embeddings(self) -> np.ndarray:
         self._require_fitted()
@@ -209,7 +215,7 @@ class BPR(Recommender):
 
     def _score(self, histories: Histories) -> np.ndarray:
         users = self.fold_in(histories.to_csr(self.n_items, binary=True))
-        return users @ self.item_factors_[:, :-1].T + self.item_factors_[:, -1]
+        return inner_products(users, self.item_factors_[:, :-1]) + self.item_factors_[:, -1]
 
     def item_embeddings(self) -> np.ndarray:
         """The item factors with the bias last (the query side holds a 1 there)."""

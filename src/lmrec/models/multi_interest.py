@@ -38,7 +38,7 @@ from pydantic import Field
 
 from lmrec.data.catalog import Catalog
 from lmrec.data.interactions import Histories, Interactions
-from lmrec.models.base import ModelConfig, Recommender, TrainingData
+from lmrec.models.base import ModelConfig, Recommender, TrainingData, inner_products
 from lmrec.tuning.space import Tunable
 
 __all__ = [
@@ -120,9 +120,10 @@ def spherical_kmeans(
         best_sim = np.maximum(best_sim, x @ x[nxt])
     centres = x[seeds].copy()
     labels = np.argmax(x @ centres.T, axis=1)
+    weighted = x * weights[:, None]
     for _ in range(iterations):
-        sums = np.zeros_like(centres)
-        np.add.at(sums, labels, x * weights[:, None])
+        # Each centre's weighted member sum, as one product (`np.add.at` costs ~10x more here).
+        sums = (labels == np.arange(len(centres))[:, None]).astype(x.dtype) @ weighted
         used = np.bincount(labels, minlength=len(centres)) > 0
         centres = _unit(sums[used])
         new = np.argmax(x @ centres.T, axis=1)
@@ -133,8 +134,7 @@ def spherical_kmeans(
     remap = np.full(labels.max() + 1, -1)
     remap[used_ids] = np.arange(len(used_ids))
     labels = remap[labels]
-    sums = np.zeros((len(used_ids), x.shape[1]), dtype=np.float64)
-    np.add.at(sums, labels, x * weights[:, None])
+    sums = (labels == np.arange(len(used_ids))[:, None]).astype(np.float64) @ weighted
     return labels, _unit(sums).astype(np.float32)
 
 
@@ -289,7 +289,7 @@ class MultiInterest(Recommender):
         if not centres:
             return np.zeros((0, len(self.vectors_)), dtype=np.float32)
         c = np.ascontiguousarray(np.stack(centres), dtype=np.float32)
-        return np.ascontiguousarray((self.vectors_ @ c.T).T)
+        return inner_products(c, self.vectors_)
 
     def serving_interest(
         self,

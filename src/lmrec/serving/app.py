@@ -32,6 +32,7 @@ from lmrec.pipeline import Encoder, Pipeline, Recommendation
 from lmrec.pipeline import Query as PipelineQuery
 from lmrec.serving.background import disk_sync as start_disk_sync
 from lmrec.serving.background import follower
+from lmrec.serving.batching import RankingQueue
 from lmrec.serving.browse_routes import router as browse_router
 from lmrec.serving.deps import (
     AdminKey,
@@ -283,12 +284,21 @@ def create_app(
             follow = follower(
                 registry, settings.follow_interval_s, lambda: metrics.serving(registry.pipeline)
             ).start()
+        ranking = RankingQueue(settings.ranking_batch, metrics.batches.observe).start()
         app.state.services = ServiceState(
-            settings, store, registry, metrics, experiments, disk_sync, CapacityLimiter(1)
+            settings,
+            store,
+            registry,
+            metrics,
+            experiments,
+            disk_sync,
+            ranking,
+            CapacityLimiter(4 * settings.ranking_batch),
         )
         try:
             yield
         finally:
+            ranking.close()
             if follow is not None:
                 follow.close()
             disk_sync.close()
@@ -404,6 +414,8 @@ def create_app(
         # a large k, explanations): it runs in the ranking thread, never on the event
         # loop, so health checks, events and other requests are answered meanwhile.
         # Ranking inline was measured too: under load it starves the events route.
+        # The store is read in a worker thread, which then waits for the ranking thread
+        # (`RankingQueue`: requests that wait together are ranked together).
         served, request_id = await run_sync(_recommend, body, svc, limiter=svc.ranking_threads)
         assigned = [
             AssignmentOut(experiment_id=x.experiment_id, variant=x.variant)
@@ -450,6 +462,7 @@ def create_app(
             unit=unit,
             request_id=request_id,
             now=now,
+            rank=svc.ranking.recommend,
         )
         # An experiment's list is answered only once it is in the exposure log; a preview
         # (the dashboard looking at a user) is not an exposure.

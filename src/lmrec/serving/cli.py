@@ -298,6 +298,15 @@ def serve_command(
     ui: Annotated[
         bool, typer.Option("--ui/--no-ui", help="Serve the dashboard at /ui (default on).")
     ] = True,
+    ranking_batch: Annotated[
+        int,
+        typer.Option(
+            "--ranking-batch",
+            help="Rank up to this many waiting recommendation requests together (1-64; "
+            "1 = one at a time). A busy server then scores them in one pass; an idle one "
+            "never waits to fill a batch.",
+        ),
+    ] = 8,
     trust_class: Annotated[
         list[str] | None,
         typer.Option(
@@ -329,6 +338,8 @@ def serve_command(
         raise ConfigError(f"--experiment-holdout must be in [0, 1), not {experiment_holdout:g}")
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, not {workers}")
+    if not 1 <= ranking_batch <= 64:
+        raise ConfigError(f"--ranking-batch must be between 1 and 64, not {ranking_batch}")
     if workers > 1 and store is None:
         raise ConfigError(
             "--workers > 1 needs a shared state store: add --store redis://HOST:PORT/0 "
@@ -353,6 +364,7 @@ def serve_command(
         docs=docs,
         reports_dir=reports_dir,
         ui=ui,
+        ranking_batch=ranking_batch,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if workers > 1:

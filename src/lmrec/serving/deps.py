@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from lmrec.pipeline import Pipeline
 from lmrec.serving.auth import ApiKey, authenticate
 from lmrec.serving.background import Periodic
+from lmrec.serving.batching import RankingQueue
 from lmrec.serving.experiments import ExperimentBook
 from lmrec.serving.registry import ModelRegistry
 from lmrec.serving.settings import Settings
@@ -80,6 +81,12 @@ class Metrics:
             buckets=(0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
+        self.batches = Histogram(
+            "lmrec_ranking_batch_size",
+            "Recommendation requests ranked together (requests that waited for the ranking thread)",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=self.registry,
+        )
         self.events = Counter("lmrec_events", "Events received", ["result"], registry=self.registry)
         self.swaps = Counter("lmrec_model_loads", "Model loads", ["result"], registry=self.registry)
         self.model = Gauge(
@@ -109,7 +116,10 @@ class ServiceState:
     metrics: Metrics
     experiments: ExperimentBook
     disk_sync: Periodic
-    #: The thread heavy requests rank in (one: several would only fight for the GIL).
+    #: The one thread that ranks, batching the requests that wait for it.
+    ranking: RankingQueue
+    #: Recommendation requests in flight in worker threads (reading the store, waiting
+    #: for the ranking thread), capped so that they never take every worker thread.
     ranking_threads: CapacityLimiter
     #: When the services opened (epoch seconds): rates since start are per this.
     started: float = field(default_factory=time.time)

@@ -41,7 +41,9 @@ class Settings(BaseModel):
     artefacts may name. `reports_dir`: a folder of HTML reports (`lmrec evaluate`,
     `tune`, `simulate` and `experiments report` write them) that read keys may list
     and read under `/v1/reports`, nothing outside it; None serves none. `ui` False
-    serves no dashboard at `/ui`.
+    serves no dashboard at `/ui`. `ranking_batch`: how many waiting recommendation
+    requests the ranking thread ranks together (1 ranks one at a time; see
+    `lmrec.serving.batching`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -58,6 +60,7 @@ class Settings(BaseModel):
     body_timeout_s: float = Field(default=10.0, gt=0)
     max_batch: int = Field(default=1000, gt=0)
     max_k: int = Field(default=500, gt=0)
+    ranking_batch: int = Field(default=8, ge=1, le=64)
     history_limit: int = Field(default=200, gt=0)
     metrics_public: bool = True
     docs: bool = True
