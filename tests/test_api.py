@@ -11,7 +11,8 @@ import lmrec
 from lmrec.serving.encoders import HashingEncoder
 
 
-def _frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+def frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Twelve users who like either space or romance films, and the films' catalogue."""
     rows = []
     for u in range(12):
         liked = [f"s{j}" for j in range(6)] if u % 2 == 0 else [f"r{j}" for j in range(6)]
@@ -26,7 +27,7 @@ def _frames() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def test_fit_recommend_similar_save_load(tmp_path: Path) -> None:
-    events, items = _frames()
+    events, items = frames()
     pipe = lmrec.fit(events, model="ease", items=items, encoder=HashingEncoder(dim=32))
     got = pipe.recommend("u0", k=3)
     # u0 watched s1, s2, s3, s5: the two space films left come first.
@@ -41,7 +42,7 @@ def test_fit_recommend_similar_save_load(tmp_path: Path) -> None:
 
 
 def test_a_model_that_tunes_on_validation_gets_its_own(tmp_path: Path) -> None:
-    events, items = _frames()
+    events, items = frames()
     pipe = lmrec.fit(
         events,
         model="fused",

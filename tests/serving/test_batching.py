@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-import pandas as pd
 import pytest
+from tests.test_api import frames
 
 import lmrec
 from lmrec.pipeline import Pipeline, Query
@@ -15,17 +15,8 @@ from lmrec.serving.encoders import HashingEncoder
 
 @pytest.fixture(scope="module")
 def pipe() -> Pipeline:
-    rows = []
-    for u in range(12):
-        liked = [f"s{j}" for j in range(6)] if u % 2 == 0 else [f"r{j}" for j in range(6)]
-        rows += [
-            {"user": f"u{u}", "item": i, "timestamp": t} for t, i in enumerate(liked) if (u + t) % 4
-        ]
-    items = pd.DataFrame(
-        [{"item": f"s{j}", "title": f"space rocket film {j}"} for j in range(6)]
-        + [{"item": f"r{j}", "title": f"romance love film {j}"} for j in range(6)]
-    )
-    return lmrec.fit(pd.DataFrame(rows), model="ease", items=items, encoder=HashingEncoder(dim=32))
+    events, items = frames()
+    return lmrec.fit(events, model="ease", items=items, encoder=HashingEncoder(dim=32))
 
 
 def test_batched_lists_equal_lone_lists_and_a_bad_query_fails_alone(pipe: Pipeline) -> None:
