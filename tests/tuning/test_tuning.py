@@ -299,6 +299,23 @@ def test_grid_search_visits_every_point_once(tmp_path: Path) -> None:
     assert values == [0.0, 1.0, 2.0, 4.0]  # 0, 2, 4 and the default 1
 
 
+def test_a_grid_worker_whose_point_another_took_still_runs_a_grid_point(tmp_path: Path) -> None:
+    """Two workers share a grid study: one enqueues a point, the other's ask takes it;
+    the first worker's own ask must start a grid point too, never a random one."""
+    from lmrec.tuning.study import _next_point, _sampler, _suggest, grid_points
+
+    setup = setup_for(synthetic(), sampler="grid", grid_points=3)
+    study = optuna.create_study(storage=journal(tmp_path / "race.journal"))
+    points = grid_points(setup)
+    mine = _next_point(setup, study, points)
+    assert mine == points[0]
+    taken = study.ask()  # the other worker pops the enqueued trial first
+    study.sampler = _sampler(setup, 1, mine)
+    fresh = study.ask()
+    params = [{d.name: _suggest(t, d) for d in setup.space} for t in (taken, fresh)]
+    assert params == [mine, mine]
+
+
 def test_an_objective_that_is_not_measured_names_the_valid_ones(tmp_path: Path) -> None:
     setup = setup_for(synthetic(), objectives=(Objective.parse("ndgc@10"),))
     with pytest.raises(LmrecError, match=r"3 trials in a row failed.*'ndgc@10' is not measured"):

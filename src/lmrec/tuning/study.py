@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,14 +199,21 @@ def _evaluate(setup: TuneSetup, work: _Process, trial: Any) -> list[float]:
     return [float(v) for v in values]
 
 
-def _sampler(setup: TuneSetup, index: int) -> Any:
+def _sampler(setup: TuneSetup, index: int, point: dict[str, Any] | None = None) -> Any:
+    """The sampler for the study's `index`-th trial; on a grid, the `point` this worker
+    enqueued (`_next_point`)."""
     import optuna
 
     seed = (setup.seed * 1_000_003 + index) % (2**32)
     if setup.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    if setup.sampler == "grid":  # the points are enqueued (`_next_point`); nothing to sample
-        return optuna.samplers.RandomSampler(seed=seed)
+    if setup.sampler == "grid":
+        # Another worker may take the trial this one enqueued; this one's ask then starts
+        # a fresh trial, which must still be a grid point (at worst a repeated one).
+        base = optuna.samplers.RandomSampler(seed=seed)
+        with warnings.catch_warnings():  # "experimental" since Optuna 2.4; stable in use
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.PartialFixedSampler(point or {}, base)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, len(setup.space) * 3 + 1))
 
 
@@ -257,9 +265,11 @@ def grid_points(setup: TuneSetup) -> list[dict[str, Any]]:
     return sorted(ordered, key=lambda p: p != defaults)  # stable: only the defaults move
 
 
-def _next_point(setup: TuneSetup, study: Any, points: list[dict[str, Any]]) -> bool:
-    """Enqueue the first grid point no trial has taken (failed ones do not count);
-    False when the grid is done."""
+def _next_point(
+    setup: TuneSetup, study: Any, points: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Enqueue the first grid point no trial has taken (failed ones do not count) and
+    return it; None when the grid is done."""
     from optuna.trial import TrialState
 
     taken = [
@@ -270,8 +280,8 @@ def _next_point(setup: TuneSetup, study: Any, points: list[dict[str, Any]]) -> b
     for point in points:
         if point not in taken:
             study.enqueue_trial(point)
-            return True
-    return False
+            return point
+    return None
 
 
 def _work(
@@ -318,9 +328,12 @@ def _trials(
     failures = 0
     while deadline is None or time.time() < deadline:
         started, _ = _counts(study)
-        if started >= n_trials or (points and not _next_point(setup, study, points)):
+        if started >= n_trials:
             break
-        study.sampler = _sampler(setup, started)
+        point = _next_point(setup, study, points) if points else None
+        if points and point is None:
+            break
+        study.sampler = _sampler(setup, started, point)
         trial = study.ask()
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
