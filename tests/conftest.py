@@ -11,8 +11,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lmrec._cpu import share_cores
 from lmrec.data import Dataset, Interactions
 from lmrec.serving.local_redis import RedisServer
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_share_of_the_cores_per_xdist_worker() -> Iterator[None]:
+    """Under pytest-xdist (`-n N`) each worker runs on its share of the cores, so the
+    workers' BLAS and torch thread pools do not fight over the same ones."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    with share_cores(int(worker.removeprefix("gw") or 0), workers):
+        yield
 
 
 @pytest.fixture(scope="session")
