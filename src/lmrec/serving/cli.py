@@ -307,6 +307,15 @@ def serve_command(
             "never waits to fill a batch.",
         ),
     ] = 8,
+    native_threads: Annotated[
+        int,
+        typer.Option(
+            "--native-threads",
+            help="BLAS/OpenMP threads per server process (at most its share of the cores). "
+            "Ranking multiplies a few queries at a time, where more threads mostly spin: "
+            "raise it only for a large catalogue served at low traffic.",
+        ),
+    ] = 1,
     trust_class: Annotated[
         list[str] | None,
         typer.Option(
@@ -340,6 +349,8 @@ def serve_command(
         raise ConfigError(f"--workers must be at least 1, not {workers}")
     if not 1 <= ranking_batch <= 64:
         raise ConfigError(f"--ranking-batch must be between 1 and 64, not {ranking_batch}")
+    if native_threads < 1:
+        raise ConfigError(f"--native-threads must be at least 1, not {native_threads}")
     if workers > 1 and store is None:
         raise ConfigError(
             "--workers > 1 needs a shared state store: add --store redis://HOST:PORT/0 "
@@ -365,6 +376,7 @@ def serve_command(
         reports_dir=reports_dir,
         ui=ui,
         ranking_batch=ranking_batch,
+        native_threads=native_threads,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if workers > 1:
@@ -372,8 +384,9 @@ def serve_command(
 
         serve_workers(settings, workers, host, port, max_connections)
         return
-    from lmrec.serving.workers import uvicorn_options
+    from lmrec.serving.workers import limit_native_threads, uvicorn_options
 
+    limit_native_threads(settings)
     uvicorn.run(
         create_app(settings), host=host, port=port, **uvicorn_options(settings, max_connections)
     )

@@ -43,7 +43,8 @@ class Settings(BaseModel):
     and read under `/v1/reports`, nothing outside it; None serves none. `ui` False
     serves no dashboard at `/ui`. `ranking_batch`: how many waiting recommendation
     requests the ranking thread ranks together (1 ranks one at a time; see
-    `lmrec.serving.batching`).
+    `lmrec.serving.batching`). `native_threads`: BLAS/OpenMP threads per server
+    process (capped at its share of the cores; see `workers.limit_native_threads`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -61,6 +62,7 @@ class Settings(BaseModel):
     max_batch: int = Field(default=1000, gt=0)
     max_k: int = Field(default=500, gt=0)
     ranking_batch: int = Field(default=8, ge=1, le=64)
+    native_threads: int = Field(default=1, ge=1, le=256)
     history_limit: int = Field(default=200, gt=0)
     metrics_public: bool = True
     docs: bool = True
