@@ -59,6 +59,20 @@ def tied_dataset() -> Dataset:
     return Dataset.from_frames("tied", frame)
 
 
+@pytest.mark.parametrize("many", [False, True])
+def test_weighted_rows_sums_each_querys_weighted_table_rows(many: bool) -> None:
+    table = np.arange(12, dtype=np.float32).reshape(4, 3)  # row i = [3i, 3i+1, 3i+2]
+    lists = [[1, 1, 3], [], [9, 0], [2]]  # a repeat, an empty history, an item past the table
+    if many:  # past the dense path: the sparse one must give the same sums
+        lists = lists * 1500
+    h = Histories.from_lists(lists)
+    values = np.tile(np.array([1.0, 2.0, 0.5, 4.0, 3.0, 1.0], np.float32), len(lists) // 4)
+    got = h.weighted_rows(table, values)
+    expected = np.array([[3 * 3 + 4.5, 3 * 4 + 5, 3 * 5 + 5.5], [0, 0, 0], [0, 3, 6], [6, 7, 8]])
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, np.tile(expected, (len(lists) // 4, 1)))
+
+
 def test_tie_break_decides_which_of_tied_items_is_held_out():
     ds = tied_dataset()
 

@@ -37,7 +37,7 @@ def faithfulness(model: Recommender, log, n: int = 150, seed: int = 0) -> float:
         s = model.score(Histories.from_lists([h]))
         s[0, h] = -np.inf
         item = int(top_k(s, 1)[0, 0])
-        cited = top_contributions(h, model.contributions(h, np.array([item]))[0], n=1)
+        (cited,) = top_contributions(h, model.contributions(h, np.array([item])), n=1)
         if not cited:
             continue
         without = h[h != cited[0][0]]
@@ -115,16 +115,23 @@ def test_drop_one_matches_exact_contributions_for_a_linear_model(sample) -> None
     )
 
 
-def test_profile_contributions_are_what_removing_each_item_costs(sample) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "params", [{}, {"recency": 0.0}, {"recency": 0.5, "max_history": 3}, {"max_history": 1}]
+)
+def test_profile_contributions_are_what_removing_each_item_costs(sample, params) -> None:  # type: ignore[no-untyped-def]
     data, _ = sample
-    model = resolve_strategy("content")().fit(data)
-    h = data.interactions.history(3).astype(np.int64)
-    item = 17
-    c = model.contributions(h, np.array([item]))[0]
-    full = model.score(Histories.from_lists([h]))[0, item]
+    model = resolve_strategy("content")(params).fit(data)
+    known = data.interactions.history(3).astype(np.int64)
+    # A repeat, and an item the model does not know (added later), in the history.
+    h = np.concatenate([known[:4], [model.n_items + 2], known[:1], known[4:]])
+    full = model.score(Histories.from_lists([h]))[0]
+    items = np.array([*np.argsort(-full)[:2], model.n_items + 5])  # two items it scores high
+    c = model.contributions(h, items)
     for p in range(len(h)):
-        without = model.score(Histories.from_lists([np.delete(h, p)]))[0, item]
-        assert abs(c[p] - (full - without)) < 1e-5
+        without = model.score(Histories.from_lists([np.delete(h, p)]))[0]
+        for r, item in enumerate(items[:2]):
+            assert abs(c[r, p] - (full[item] - without[item])) < 1e-5
+    assert not c[2].any()  # an unknown item scores 0 with or without any history item
 
 
 def test_sentence_is_composed_from_the_facts() -> None:

@@ -14,6 +14,9 @@ from lmrec.data.events import EVENT_TYPES
 # EVENT_TYPES is re-exported: event codes in `Interactions.events` index into it.
 __all__ = ["EVENT_TYPES", "Histories", "Interactions"]
 
+#: Up to this many stored items, `Histories.weighted_rows` gathers rows densely.
+_DENSE_ROWS = 4096
+
 
 @dataclass(frozen=True, eq=False)
 class Histories:
@@ -97,6 +100,25 @@ class Histories:
         if binary:
             m.data[:] = 1.0
         return m
+
+    def weighted_rows(self, table: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Per query, the sum of `values[p] * table[items[p]]` over its stored items
+        (queries x table width, float32); items beyond `table` count nothing.
+
+        The same as `to_csr(len(table), binary=False, values=values) @ table`, without
+        building a sparse matrix for the few histories serving and explanations pass.
+        """
+        if len(self.items) > _DENSE_ROWS:
+            mix = self.to_csr(len(table), binary=False, values=values)
+            return np.asarray(mix @ table, dtype=np.float32)
+        inside = (self.items >= 0) & (self.items < len(table))
+        w = np.where(inside, values, 0.0).astype(np.float32)
+        rows = table[np.where(inside, self.items, 0)] * w[:, None]
+        out = np.zeros((len(self), table.shape[1]), dtype=np.float32)
+        filled = self.lengths > 0
+        if filled.any():
+            out[filled] = np.add.reduceat(rows, self.indptr[:-1][filled], axis=0)
+        return out
 
     def padded(self, max_len: int, pad: int = 0, offset: int = 0) -> np.ndarray:
         """The last `max_len` items of each history, left-padded with `pad`.

@@ -31,9 +31,7 @@ def profiles(
 
     History items without a vector (index beyond `vectors`) are skipped.
     """
-    weights = recent_weights(histories, recency, max_history)
-    mix = histories.to_csr(len(vectors), binary=False, values=weights)
-    out = np.asarray(mix @ vectors, dtype=np.float32)
+    out = histories.weighted_rows(vectors, recent_weights(histories, recency, max_history))
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return out / np.maximum(norms, 1e-12)
 
@@ -68,6 +66,39 @@ class ContentProfile(Recommender):
 
     def query_embeddings(self, histories: Histories) -> np.ndarray:
         return profiles(self.vectors_, histories, self.config.recency, self.config.max_history)
+
+    def contributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Drop-one, exactly (see `lmrec.ranking.explain`), in closed form: one pass over
+        the history instead of a profile per dropped position.
+
+        Without position p, newer positions keep their weights and every older one moves
+        one step nearer the newest: its weight grows by exp(recency), and the one just
+        past `max_history` comes in. So that profile is a suffix sum of the weighted
+        vectors plus exp(recency) times a prefix sum of the next-step weighted ones.
+        """
+        self._require_fitted()
+        h = np.asarray(history, dtype=np.int64)
+        it = np.asarray(items, dtype=np.int64)
+        n = len(h)
+        if n == 0:
+            return np.zeros((len(it), 0), dtype=np.float32)
+        c = self.config
+        back = np.arange(n)[::-1]
+        has = (h >= 0) & (h < self.n_items)
+        hv = self.vectors_[np.where(has, h, 0)].astype(np.float64)
+        decay = np.exp(-c.recency * back) * has
+        now = hv * (decay * (back < c.max_history))[:, None]
+        nearer = hv * (decay * (back <= c.max_history))[:, None]
+        full = now.sum(axis=0)
+        after = full - np.cumsum(now, axis=0)  # positions newer than p
+        before = np.cumsum(nearer, axis=0) - nearer  # positions older than p
+        dropped = after + np.exp(c.recency) * before
+        unit = np.vstack([full, dropped])
+        unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+        inside = (it >= 0) & (it < self.n_items)
+        scores = self.vectors_[np.where(inside, it, 0)].astype(np.float64) @ unit.T
+        scores[~inside] = 0.0
+        return (scores[:, :1] - scores[:, 1:]).astype(np.float32)  # type: ignore[no-any-return]
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"vectors": self.vectors_}

@@ -76,6 +76,9 @@ def explain(
     def name(item_id: str) -> str:
         return space.name(space.ids.get(item_id))
 
+    explained = [i for i in top.tolist() if i in rows]
+    cited = top_contributions(history, np.array([rows[i] for i in explained])) if explained else []
+    cited_by = dict(zip(explained, cited, strict=True))
     out = []
     for pos, i in enumerate(top.tolist()):
         att = attributions.get(i)
@@ -85,22 +88,22 @@ def explain(
             proposer = contributor = "popular"
         else:
             proposer = contributor = att.strategy if att is not None else strategy
-        cited = top_contributions(history, rows[i]) if i in rows else []
         interest = None
         if pos < len(serving) and serving[pos] >= 0:
             c = serving[pos]
             if c not in labels:
                 labels[c] = interest_label(space.catalog, found_interests[c].members)
             interest = labels[c]
-        facts = Explanation(
+        explanation = Explanation.composed(
+            name,
             strategy=proposer,
             contributor=contributor,
-            contributions=[(space.ids.id(j), round(w, 6)) for j, w in cited],
+            contributions=[(space.ids.id(j), round(w, 6)) for j, w in cited_by.get(i, [])],
             strategy_ranks=dict(att.ranks) if att is not None else {},
             interest=interest,
             shared_attributes=shared_attributes(space.catalog, i, tokens),
             rank_changes=dict(moved.get(i, {})),
             query_match=1.0 if used_query else None,
         )
-        out.append(facts.with_text(name))
+        out.append(explanation)
     return out

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -64,13 +65,20 @@ def profile_terms(
 
 def top_contributions(
     history: np.ndarray, weights: np.ndarray, n: int = 3
-) -> list[tuple[int, float]]:
-    """The `n` history items with the largest positive contribution (summed over repeats)."""
-    total: dict[int, float] = {}
-    for item, w in zip(np.asarray(history).tolist(), np.asarray(weights).tolist(), strict=True):
-        total[int(item)] = total.get(int(item), 0.0) + float(w)
-    ranked = sorted(((i, w) for i, w in total.items() if w > 0), key=lambda t: (-t[1], t[0]))
-    return ranked[:n]
+) -> list[list[tuple[int, float]]]:
+    """Per row of `weights` (items x history positions): the `n` history items with the
+    largest positive contribution (summed over repeats), largest first, ties by item."""
+    w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    if w.shape[1] == 0:
+        return [[] for _ in range(len(w))]
+    ids, inverse = np.unique(np.asarray(history, dtype=np.int64), return_inverse=True)
+    summed = w @ (inverse[:, None] == np.arange(len(ids))).astype(np.float64)
+    order = np.argsort(-summed, axis=1, kind="stable")[:, :n]  # ids ascend: ties by id
+    best = np.take_along_axis(summed, order, axis=1)
+    return [
+        [(int(ids[j]), v) for j, v in zip(cols, values, strict=True) if v > 0]
+        for cols, values in zip(order.tolist(), best.tolist(), strict=True)
+    ]
 
 
 def history_tokens(catalog: Catalog, history: Sequence[int] | np.ndarray) -> Counter[str]:
@@ -131,9 +139,11 @@ class Explanation:
     query_match: float | None = None
     text: str = ""
 
-    def with_text(self, name: Callable[[str], str]) -> Explanation:
-        """This explanation with `text` composed by `sentence(name)`."""
-        return replace(self, text=self.sentence(name))
+    @classmethod
+    def composed(cls, name: Callable[[str], str], **facts: Any) -> Explanation:
+        """The explanation of `facts` (every field but `text`), with `text` composed
+        from them by `sentence(name)`."""
+        return cls(**facts, text=cls(**facts).sentence(name))
 
     def sentence(self, name: Callable[[str], str]) -> str:
         """Plain-language text composed only from the fields; `name(item_id)` titles an item."""
