@@ -463,15 +463,20 @@ def fit_for_artifact(
     cls: type[Recommender],
     params: Mapping[str, Any] | None = None,
     item_vectors: np.ndarray | None = None,
+    warm: Recommender | None = None,
 ) -> tuple[Recommender, dict[str, Any] | None]:
     """Fit a strategy on all of `dataset`, as an artefact serves it.
 
     A strategy that tunes or early-stops on validation (`uses_validation`) gets
     its own: each user's last interaction (users with at least two) is held out as
     validation, the rest is training; it refits its parts on both where it does
-    so. Returns the model and what was held out (None when nothing was).
+    so. `warm`, the model this one replaces, seeds the fit where the strategy
+    `warm_starts` (ignored otherwise). Returns the model and what was held out (None
+    when nothing was).
     """
     model = cls(dict(params or {}))
+    if warm is not None and cls.warm_starts:
+        model.start_from(warm)
     log = dataset.interactions
     if not cls.uses_validation:
         return model.fit(TrainingData(log, dataset.catalog, item_vectors)), None

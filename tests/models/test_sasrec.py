@@ -9,7 +9,9 @@ from tests.models.conformance import StrategyConformance
 
 from lmrec.data import Histories, Interactions
 from lmrec.data.splitting import leave_one_out
+from lmrec.errors import ConfigError, LmrecError
 from lmrec.models.base import TrainingData
+from lmrec.models.ease import EASE
 from lmrec.models.sasrec import SASRec, TextSASRec
 
 FAST = {
@@ -111,8 +113,6 @@ def test_checkpoint_resume_matches_uninterrupted(tmp_path):
 
 
 def test_checkpoint_from_other_setup_is_refused(tmp_path):
-    from lmrec.errors import LmrecError
-
     log = chain_log()
     SASRec({**FAST, "epochs": 1, "checkpoint_dir": str(tmp_path)}).fit(TrainingData(log))
     with pytest.raises(LmrecError, match="embedding_dim"):
@@ -128,8 +128,6 @@ def test_seed_makes_training_deterministic():
 
 
 def test_text_sasrec_needs_vectors():
-    from lmrec.errors import LmrecError
-
     with pytest.raises(LmrecError, match="item_vectors"):
         TextSASRec(FAST).fit(TrainingData(chain_log()))
 
@@ -260,8 +258,6 @@ def test_two_view_checkpoint_resume_matches_uninterrupted(tmp_path):
     [("init,bogus", "text.1: Input should be 'none', 'fuse'"), ("", "give at least one of none")],
 )
 def test_unknown_text_mode_is_named(bad, message):
-    from lmrec.errors import ConfigError
-
     with pytest.raises(ConfigError, match=message):
         TextSASRec({"text": bad})
 
@@ -326,3 +322,48 @@ def test_transitions_early_in_long_histories_are_learned(whole):
     s = model.score(Histories.from_lists([list(range(i, i + 10)) for i in starts]))
     hit = (s.argmax(1) == starts + 10).mean()
     assert hit >= 0.8 if whole else hit <= 0.1, hit
+
+
+@pytest.mark.parametrize("cls", [SASRec, TextSASRec])
+def test_a_warm_start_keeps_what_was_learned_for_known_items(cls):
+    """A refit seeded by `start_from` and trained for 0 epochs scores the old items
+    exactly as the model it started from, with 4 new items appended; one from scratch
+    does not."""
+    log = chain_log(n_items=20)
+    vectors = chain_vectors(24)
+    old = cls(TRAIN).fit(TrainingData(log, item_vectors=vectors[:20] if cls.uses_text else None))
+    grown = TrainingData(
+        log.with_sizes(log.n_users, 24), item_vectors=vectors if cls.uses_text else None
+    )
+    warm = cls({**TRAIN, "epochs": 0}).start_from(old).fit(grown)
+    cold = cls({**TRAIN, "epochs": 0}).fit(grown)
+    hist = Histories.from_lists([[3, 4, 5], [11]])
+    assert warm.n_items == 24 and warm.describe()["warm_start"] is True
+    np.testing.assert_allclose(warm.score(hist)[:, :20], old.score(hist), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(cold.score(hist)[:, :20], old.score(hist), atol=1e-3)
+    assert "warm_start" not in cold.describe()
+
+
+def test_a_warm_started_fit_stops_after_warm_patience():
+    split = leave_one_out(chain_log())
+    data = TrainingData(split.train, valid=split.valid)
+    old = SASRec({**TRAIN, "epochs": 12}).fit(data)
+    # patience 0 would train all 30 epochs; a warm start stops 2 epochs after its best.
+    warm = SASRec({**TRAIN, "epochs": 30, "warm_patience": 2}).start_from(old).fit(data)
+    log = warm.training_log_
+    assert len(log) < 30 and len(log) - warm.best_epoch_ == 2
+    assert warm.valid_ndcg_ >= old.valid_ndcg_ - 0.05  # it starts near where the old one was
+
+
+def test_a_warm_start_from_another_setting_or_strategy_is_refused():
+    log = chain_log()
+    old = SASRec(FAST).fit(TrainingData(log))
+    with pytest.raises(ConfigError, match="embedding_dim"):
+        SASRec({**FAST, "embedding_dim": 8}).start_from(old)
+    with pytest.raises(ConfigError, match="unfitted SASRec"):
+        SASRec(FAST).start_from(SASRec(FAST))
+    with pytest.raises(ConfigError, match="cannot warm-start"):
+        EASE().start_from(EASE().fit(TrainingData(log)))
+    shrunk = SASRec(FAST).start_from(old)
+    with pytest.raises(LmrecError, match="new ones appended"):
+        shrunk.fit(TrainingData(chain_log(n_items=20)))

@@ -160,6 +160,32 @@ def test_a_refit_trains_on_the_starting_log_plus_every_event_once():
     assert len(twice.dataset.catalog) == len(twice.dataset.items)
 
 
+@pytest.mark.parametrize("warm", [True, False])
+def test_a_refit_continues_from_the_served_transformer_when_warm_refit_is_on(warm):
+    """With `warm_refit` a refit of the sequential transformer starts from the served
+    model's weights: trained for 0 more epochs it scores the known items exactly as
+    the served one; from scratch it does not."""
+    from lmrec.models.sasrec import SASRec
+    from lmrec.simulation.world import _refit, _Served
+
+    ds = _same_history_dataset(n_users=60, n_items=20)
+    config = SimulationConfig.from_params({"arrivals.share": 0.2}, rounds=4, warm_refit=warm)
+    world = build_world(
+        ds, config, fit_truth(ds, config), fit_returns(ds.interactions, config.returns)
+    )
+    small = {"embedding_dim": 8, "max_len": 5, "batch_size": 16, "progress": False}
+    spec = StrategySpec.parse("sasrec", {"sasrec": {**small, "epochs": 0}})
+    model, _ = fit_for_artifact(world.base, SASRec, {**small, "epochs": 3})
+    served = _Served(world, spec, model, world.base)
+    served.add(world.new_items[:2])
+    refit, _ = _refit(served, [(0, int(world.base_world[3]), 3, 2e9)])
+    hist = ds.interactions.histories(np.arange(3))
+    before, after = model.score(hist), refit.model.score(hist)[:, : model.n_items]
+    assert refit.model.n_items == model.n_items + 2
+    assert np.allclose(after, before, atol=1e-6) is warm
+    assert ("warm_start" in refit.model.describe()) is warm
+
+
 def _fixed_world(satiation: float, drift: float, rounds: int = 2, utility: float = 0.0):
     """The same-history world with every item alike: equal utilities and one shared
     embedding, every user returning each round whatever happened."""

@@ -226,9 +226,11 @@ class Recommender(ABC):
     strategy can do better (never probed with `getattr`): `score_queries` (use a
     free-text query vector; `query_aware` says whether it does), `contributions`
     (each history item's part in a score; default drop-one), `attribute` (which part
-    of a composite proposed an item; default None), `describe` (what fitting chose) and
+    of a composite proposed an item; default None), `describe` (what fitting chose),
     `item_embeddings` / `query_embeddings` (for strategies whose score is an inner
-    product, so an approximate nearest-neighbour index can find their candidates).
+    product, so an approximate nearest-neighbour index can find their candidates) and
+    `start_from` (begin the next `fit` from another fitted model's weights;
+    `warm_starts` says whether a strategy can).
     """
 
     Config: ClassVar[type[ModelConfig]] = ModelConfig
@@ -240,6 +242,8 @@ class Recommender(ABC):
     #: True when `fit` calls `TrainingData.validator` once per training epoch (so a tuner
     #: can read the calls as a learning curve and stop a poor trial early).
     validates_per_epoch: ClassVar[bool] = False
+    #: True when `start_from` can seed the next `fit` with an earlier model's weights.
+    warm_starts: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig | dict[str, Any] | None = None, **overrides: Any):
         if isinstance(config, ModelConfig):
@@ -290,6 +294,17 @@ class Recommender(ABC):
         self._fit(data)
         self._fitted = True
         return self
+
+    def start_from(self, previous: Recommender) -> Self:
+        """Begin the next `fit` from what `previous` learned, instead of from scratch.
+
+        `previous` is a fitted model of the same class and settings, trained on an
+        earlier log of the same item vocabulary (items only ever appended since), as a
+        periodic retrain has. Only strategies with `warm_starts` can; the rest say so.
+        """
+        raise ConfigError(
+            f"{type(self).__name__} cannot warm-start (warm_starts is False): fit it from scratch"
+        )
 
     def score(self, histories: Histories) -> np.ndarray:
         """Scores of all `n_items` items for each history: float32 (queries x n_items).

@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, cast, get_args
+from typing import Annotated, Any, ClassVar, Literal, Self, cast, get_args
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from lmrec._cpu import usable_cores
 from lmrec._extras import require_torch
 from lmrec.data.interactions import Histories, Interactions
-from lmrec.errors import LmrecError
+from lmrec.errors import ConfigError, LmrecError
 from lmrec.models._sequence import CausalTransformer, training_sequences
 from lmrec.models.base import ModelConfig, Recommender, TrainingData
 from lmrec.tuning.space import Tunable
@@ -53,6 +53,7 @@ _RESUMABLE = {
     "num_threads",
     "device",
     "valid_users",
+    "warm_patience",
 }
 
 
@@ -71,6 +72,11 @@ class _Track:
             self.best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         else:
             self.bad += 1
+
+
+def _stopped(track: _Track, valid: Interactions | None, patience: int) -> bool:
+    """Whether a view has gone `patience` validated epochs without a gain (0: never stops)."""
+    return bool(patience) and valid is not None and track.bad >= patience
 
 
 class SASRecConfig(ModelConfig):
@@ -94,6 +100,8 @@ class SASRecConfig(ModelConfig):
     transformers (views) per item-table kind, trained side by side, each stopping early
     on its own validation NDCG@10 and keeping its best epoch; scores are their summed
     logits. Each copy costs as much training and scoring time as the first.
+    `warm_patience`: the patience of a fit that `start_from` seeded with an earlier
+    model's weights (a periodic refit: it starts near its best, so it needs few epochs).
     `whole_history`: histories longer than `max_len + 1` train as overlapping windows, so
     every item is a target once (False: only each history's last `max_len + 1` items, how
     lmrec trained before 2026-12; on ml-100k that left half the log unused at `max_len` 50).
@@ -112,6 +120,7 @@ class SASRecConfig(ModelConfig):
     n_negatives: int = Field(256, ge=1)
     epochs: int = Field(200, ge=0)
     patience: int = Field(50, ge=0)
+    warm_patience: int = Field(5, ge=0)
     valid_users: int = Field(3000, ge=0)
     fold_valid: bool = True
     seed: int = 0
@@ -136,7 +145,10 @@ class SASRec(Recommender):
     Config: ClassVar[type[SASRecConfig]] = SASRecConfig
     uses_validation = True
     validates_per_epoch = True
+    warm_starts = True
     config: SASRecConfig
+    #: Weights `start_from` took from an earlier model, consumed by the next `fit`.
+    _warm: dict[str, torch.Tensor] | None = None
     #: `item_embeddings` of the item tables and views it was built from.
     _embeddings: tuple[list[torch.Tensor], tuple[int, ...], np.ndarray] | None = None
 
@@ -179,6 +191,11 @@ class SASRec(Recommender):
             None if data.item_vectors is None else np.asarray(data.item_vectors, dtype=np.float32)
         )
         self.net_ = self._build(vectors if self.uses_text else None)
+        warm, self._warm = self._warm, None
+        if warm is not None:
+            self._load_warm(warm)
+        patience = c.warm_patience if warm is not None else c.patience
+        self.warm_started_ = warm is not None
         self._tables: list[torch.Tensor] | None = None
         self._views_scored: list[int] | None = None
         valid = self._valid_sample(data)
@@ -205,7 +222,7 @@ class SASRec(Recommender):
             unit="epoch",
         )
         for epoch in bar:
-            live = [i for i, t in enumerate(tracks) if not self._stopped(t, valid)]
+            live = [i for i, t in enumerate(tracks) if not _stopped(t, valid, patience)]
             if not live:
                 break
             t0, cpu0 = time.perf_counter(), time.process_time()
@@ -216,7 +233,7 @@ class SASRec(Recommender):
                     ndcg = self._valid_ndcg(data, valid, [i])
                     tracks[i].update(ndcg, epoch, self._views[i])
                     best = tracks[i].best_state
-                    if self._stopped(tracks[i], valid) and best is not None:
+                    if _stopped(tracks[i], valid, patience) and best is not None:
                         self._views[i].load_state_dict(best)  # frozen at its best from now on
                     row["valid_ndcg@10" if len(tracks) == 1 else f"valid_ndcg@10_view{i}"] = ndcg
             row["seconds"] = time.perf_counter() - t0
@@ -245,7 +262,8 @@ class SASRec(Recommender):
     def describe(self) -> dict[str, Any]:
         """Training cost and outcome: the best epoch, how many ran, wall seconds from the
         start of `fit` to the end of the best epoch (end to end, data preparation and
-        validation included) and the validation NDCG@10 kept."""
+        validation included), the validation NDCG@10 kept and whether `start_from`
+        seeded the fit."""
         self._require_fitted()
         log = getattr(self, "training_log_", None)
         if log is None:  # loaded from an artefact: the training record stays with the run
@@ -257,11 +275,54 @@ class SASRec(Recommender):
         valid_ndcg: float | None = getattr(self, "valid_ndcg_", None)
         if valid_ndcg is not None:
             out["validation_ndcg@10"] = round(valid_ndcg, 6)
+        if self.warm_started_:
+            out["warm_start"] = True
         return out
 
-    def _stopped(self, track: _Track, valid: Interactions | None) -> bool:
-        patience = self.config.patience
-        return bool(patience) and valid is not None and track.bad >= patience
+    # ---- warm starts ----------------------------------------------------------------
+
+    def start_from(self, previous: Recommender) -> Self:
+        """Seed the next `fit` with `previous`'s weights: every layer as it was, the item
+        table's rows for the items it knew, new items' rows freshly initialised (from
+        their text where the view reads text). That fit stops after `warm_patience`
+        epochs without a better validation NDCG@10."""
+        if type(previous) is not type(self) or not previous.fitted:
+            raise ConfigError(
+                f"{type(self).__name__} can start only from a fitted {type(self).__name__}, "
+                f"not {'an unfitted ' if not previous.fitted else ''}{type(previous).__name__}"
+            )
+        assert isinstance(previous, SASRec)
+        theirs, mine = (
+            {k: v for k, v in m.config.model_dump(mode="json").items() if k not in _RESUMABLE}
+            for m in (previous, self)
+        )
+        if theirs != mine:
+            diff = sorted(k for k in mine if theirs.get(k) != mine[k])
+            raise ConfigError(
+                f"{type(self).__name__} cannot start from a model with other settings "
+                f"({', '.join(diff)})"
+            )
+        self._warm = {k: v.detach().clone() for k, v in previous.net_.state_dict().items()}
+        return self
+
+    def _load_warm(self, state: dict[str, torch.Tensor]) -> None:
+        """Copy an earlier model's weights in; item rows only ever appended since."""
+        own = self.net_.state_dict()
+        with torch.no_grad():
+            for key, old in state.items():
+                new = own[key]
+                if key.endswith(".text"):  # frozen text vectors: this fit's own
+                    continue
+                if old.shape == new.shape:
+                    new.copy_(old)
+                elif old.shape[1:] == new.shape[1:] and len(old) <= len(new):
+                    new[: len(old)].copy_(old)  # an item table: the rows of known items
+                else:
+                    raise LmrecError(
+                        f"{type(self).__name__}: cannot start from a model with "
+                        f"{key} of shape {tuple(old.shape)} (this one: {tuple(new.shape)}); "
+                        "a warm start needs the same items first, new ones appended"
+                    )
 
     def _valid_ndcg(
         self, data: TrainingData, valid: Interactions, views: list[int] | None

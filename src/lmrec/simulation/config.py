@@ -93,7 +93,10 @@ class SimulationConfig(_Strict):
 
     `users` simulated users sampled from the log (None: all); `k` slate length;
     `refit_every` rounds between refits of the pipeline's model on the log plus the
-    simulated events (0: never); `truth` the ground-truth family with `truth_params`;
+    simulated events (0: never); `warm_refit`: a refit of a strategy that can
+    warm-start (the sequential transformers) continues from the served model's weights,
+    as a production retrain would, and stops after that model's `warm_patience`
+    epochs without a gain (False: every refit from scratch); `truth` the ground-truth family with `truth_params`;
     `head_share` the share of items (by log popularity) that counts as the head;
     `niche_share` the least mainstream share of users reported as the niche segment;
     `history_limit` the most recent events a query carries (as the server's state store
@@ -104,6 +107,7 @@ class SimulationConfig(_Strict):
     users: int | None = Field(default=None, ge=1)
     k: int = Field(default=10, ge=1)
     refit_every: int = Field(default=10, ge=0)
+    warm_refit: bool = True
     seed: int = 0
     truth: TruthFamily = "ease"
     truth_params: dict[str, Any] = Field(default_factory=dict)

@@ -2,7 +2,8 @@
 
 `run_simulation` fits the users once per ground-truth family, builds one world per
 seed (shared by every strategy: common random numbers), fits each strategy once on
-the starting log (a model is shared by strategies that differ only in knobs), runs
+the starting log for every truth and seed (a model is shared by strategies that
+differ only in knobs), runs
 every strategy, and aggregates: per round, the mean over seeds with a 95% percentile
 bootstrap interval over the seeds (`bootstrap_ci`); the final round's paired
 differences against a reference strategy (per seed, same users and arrivals); the
@@ -175,13 +176,14 @@ def run_simulation(
     started = datetime.now(UTC).isoformat(timespec="seconds")
     returns = fit_returns(dataset.interactions, config.returns)
     by_truth: dict[str, Any] = {}
+    # Every truth and seed starts from the same log, so each strategy is fitted once.
+    models: dict[str, Recommender] = {}
     for family in truths:
         cfg = config.model_copy(update={"truth": family})
         emit("truth", {"truth": family})
         truth: GroundTruth = fit_truth(dataset, cfg)
         runs: dict[str, list[SimulationRun]] = {s.label: [] for s in specs}
         world: World | None = None
-        models: dict[str, Recommender] = {}
         for seed in range(seeds):
             world = build_world(dataset, cfg, truth, returns, vectors, seed=config.seed + seed)
             for spec in specs:

@@ -180,7 +180,7 @@ class _Served:
     """A strategy's pipeline and the map from its item indexes to the world's."""
 
     def __init__(self, world: World, spec: StrategySpec, model: Recommender, dataset: Dataset):
-        self.world, self.spec, self.dataset = world, spec, dataset
+        self.world, self.spec, self.dataset, self.model = world, spec, dataset, model
         vectors = None if world.vectors is None else world.vectors[self._world_of(dataset)]
         self.pipeline = Pipeline(
             model,
@@ -211,8 +211,9 @@ class _Served:
 
 def _refit(served: _Served, events: list[tuple[int, int, int, float]]) -> tuple[_Served, float]:
     """Fit the strategy again on the starting log plus every simulated event so far, as a
-    retrain on the server's log would. Items only ever join the end of a pipeline's
-    vocabulary, so the starting log's indexes hold in the current one."""
+    retrain on the server's log would (from the served model's weights where the
+    strategy warm-starts and `warm_refit` is on). Items only ever join the end of a
+    pipeline's vocabulary, so the starting log's indexes hold in the current one."""
     world, pipeline = served.world, served.pipeline
     items = pipeline.items.copy()
     ds = world.dataset
@@ -243,7 +244,8 @@ def _refit(served: _Served, events: list[tuple[int, int, int, float]]) -> tuple[
     dataset = Dataset(ds.name, log, ds.users, items, catalog)
     vectors = None if world.vectors is None else world.vectors[served.world_of]
     t0 = time.perf_counter()
-    model, _ = fit_for_artifact(dataset, served.spec.cls, served.spec.params, vectors)
+    warm = served.model if world.config.warm_refit else None
+    model, _ = fit_for_artifact(dataset, served.spec.cls, served.spec.params, vectors, warm)
     return _Served(world, served.spec, model, dataset), time.perf_counter() - t0
 
 
