@@ -261,6 +261,20 @@ def test_a_killed_study_resumes_to_the_same_trials_as_an_uninterrupted_one(
     assert trial_history(resumed) == trial_history(whole)
 
 
+def test_a_running_trial_that_never_named_its_process_fails_after_a_grace(
+    tmp_path: Path,
+) -> None:
+    """A process killed between creating a trial and naming itself leaves a running trial
+    with no pid; once it is older than the grace it is failed, so a resume re-runs it."""
+    from lmrec.tuning.study import _fail_stale
+
+    study = run_study(setup_for(synthetic()), tmp_path / "u.journal", "spy", 2)
+    study.ask()  # never named
+    assert _fail_stale(study, unnamed_grace_s=3600) == 0
+    assert _fail_stale(study, unnamed_grace_s=0) == 1
+    assert [t.state.name for t in study.get_trials(deepcopy=False)][-1] == "FAIL"
+
+
 def test_the_timeout_stops_starting_trials(tmp_path: Path) -> None:
     fixed = ((f"{SPY}.sleep", 0.3),)
     started = time.perf_counter()
@@ -348,8 +362,10 @@ def test_a_study_killed_for_real_resumes_to_the_same_trials(tmp_path: Path) -> N
             live = optuna.load_study(study_name="spy", storage=storage)
         except KeyError:  # not created yet
             continue
-        states = [t.state.name for t in live.get_trials(deepcopy=False)]
-        if states.count("COMPLETE") >= 3 and states[-1] == "RUNNING":
+        trials = live.get_trials(deepcopy=False)
+        states = [t.state.name for t in trials]
+        # Killed once the running trial has named its process (the path under test).
+        if states.count("COMPLETE") >= 3 and states[-1] == "RUNNING" and trials[-1].user_attrs:
             break
     child.kill()
     child.wait()

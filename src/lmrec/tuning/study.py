@@ -24,6 +24,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -359,15 +360,25 @@ def _trials(
             on_trial(study)
 
 
-def _fail_stale(study: Any) -> int:
-    """Mark trials left running by a process that no longer exists as failed."""
+#: Seconds after which a running trial that names no process counts as abandoned: its
+#: process names itself right after creating it, so it died in between.
+_UNNAMED_GRACE_S = 30.0
+
+
+def _fail_stale(study: Any, unnamed_grace_s: float = _UNNAMED_GRACE_S) -> int:
+    """Mark trials left running by a process that no longer exists as failed (and those
+    that never named their process, after `unnamed_grace_s`)."""
     from optuna.trial import TrialState
 
     host = socket.gethostname()
     stale = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = t.user_attrs.get("pid")
-        if t.user_attrs.get("host") != host or not isinstance(pid, int) or _alive(pid):
+        if pid is None:
+            age = (datetime.now() - (t.datetime_start or datetime.now())).total_seconds()
+            if age < unnamed_grace_s:
+                continue
+        elif t.user_attrs.get("host") != host or not isinstance(pid, int) or _alive(pid):
             continue
         # Optuna has no public call to fail another process's trial (only RDB heartbeats).
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
