@@ -222,6 +222,43 @@ def test_train_takes_parameters_in_either_form(tmp_path) -> None:  # type: ignor
 
 
 @pytest.mark.slow
+def test_train_warm_starts_from_an_earlier_artefact_matching_items_by_id(
+    ratings_csv: Path, tmp_path: Path
+) -> None:
+    """`--warm-start` keeps the earlier artefact's settings and, trained for 0 epochs, its
+    item rows exactly, matched by id though the new log lists new items first."""
+    from typer.testing import CliRunner
+
+    from lmrec.artifacts import load_artifact
+    from lmrec.cli import app
+
+    runner = CliRunner()
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    small = '{"embedding_dim": 8, "max_len": 5, "epochs": 2, "progress": false}'
+    base = ["train", "--dataset", str(ratings_csv), "--model", "sasrec"]
+    done = runner.invoke(app, [*base, "--params", small, "--out", str(v1)])
+    assert done.exit_code == 0, done.output
+    old = pd.read_csv(ratings_csv)
+    new = pd.DataFrame({"user_id": ["fresh"] * 3, "item_id": ["n1", "n2", "n3"]})
+    grown = tmp_path / "grown.csv"
+    pd.concat([new.assign(timestamp=-1), old]).to_csv(grown, index=False)
+    args = ["train", "--dataset", str(grown), "--model", "sasrec", "--warm-start", str(v1)]
+    done = runner.invoke(app, [*args, "--param", "epochs=0", "--out", str(v2)])
+    assert done.exit_code == 0, done.output
+    a, b = load_artifact(v1), load_artifact(v2)
+    assert b.model.config.embedding_dim == 8  # the earlier settings, not the defaults
+    ids = a.items.to_list()
+    rows_a = a.model.item_embeddings()[a.items.indexes(ids)]
+    rows_b = b.model.item_embeddings()[b.items.indexes(ids)]
+    assert b.items.indexes(ids)[0] != a.items.indexes(ids)[0]  # the indexes moved
+    np.testing.assert_array_equal(rows_b, rows_a)
+    wrong = runner.invoke(app, [*args[:4], "ease", *args[5:], "--out", str(tmp_path / "x")])
+    assert wrong.exit_code != 0 and "these can: sasrec, text-sasrec" in str(wrong.exception)
+    other = runner.invoke(app, [*args[:4], "text-sasrec", *args[5:], "--out", str(tmp_path / "y")])
+    assert other.exit_code != 0 and "holds a SASRec model, not TextSASRec" in str(other.exception)
+
+
+@pytest.mark.slow
 def test_evaluate_takes_parameters_in_either_form(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

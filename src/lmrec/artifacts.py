@@ -50,7 +50,7 @@ from lmrec.data.events import EventPolicy
 from lmrec.data.interactions import Interactions
 from lmrec.data.splitting import hold_out_last
 from lmrec.data.vocabulary import Vocabulary
-from lmrec.errors import LmrecError, first_problem
+from lmrec.errors import ConfigError, LmrecError, first_problem
 from lmrec.models.base import Recommender, TrainingData, class_path, load_model
 from lmrec.pipeline._query import PipelineConfig
 
@@ -464,6 +464,7 @@ def fit_for_artifact(
     params: Mapping[str, Any] | None = None,
     item_vectors: np.ndarray | None = None,
     warm: Recommender | None = None,
+    warm_items: np.ndarray | None = None,
 ) -> tuple[Recommender, dict[str, Any] | None]:
     """Fit a strategy on all of `dataset`, as an artefact serves it.
 
@@ -471,12 +472,13 @@ def fit_for_artifact(
     its own: each user's last interaction (users with at least two) is held out as
     validation, the rest is training; it refits its parts on both where it does
     so. `warm`, the model this one replaces, seeds the fit where the strategy
-    `warm_starts` (ignored otherwise). Returns the model and what was held out (None
+    `warm_starts` (ignored otherwise), with `warm_items` mapping `dataset`'s items to
+    its own (`Recommender.start_from`). Returns the model and what was held out (None
     when nothing was).
     """
     model = cls(dict(params or {}))
     if warm is not None and cls.warm_starts:
-        model.start_from(warm)
+        model.start_from(warm, warm_items)
     log = dataset.interactions
     if not cls.uses_validation:
         return model.fit(TrainingData(log, dataset.catalog, item_vectors)), None
@@ -496,13 +498,16 @@ def train_artifact(
     pipeline: PipelineConfig | None = None,
     event_policy: EventPolicy | None = None,
     text_encoder: BatchEncoder | None = None,
+    warm_start: Artifact | None = None,
 ) -> Path:
     """Fit a strategy (short name like `ease` or an import path) on all of `dataset` and write an artefact.
 
     See `fit_for_artifact` for the validation a strategy that tunes on it gets, and
-    `build_artifact` for the text encoder an artefact with vectors carries.
+    `build_artifact` for the text encoder an artefact with vectors carries. With
+    `warm_start`, an earlier artefact of a strategy that `warm_starts`, the fit begins
+    from its model's weights, matched to `dataset`'s items by id.
     """
-    from lmrec.models.names import resolve_strategy
+    from lmrec.models.names import STRATEGIES, resolve_strategy
 
     out = Path(out_dir)
     if out.exists():  # fail before a long fit, not after
@@ -510,7 +515,22 @@ def train_artifact(
             f"{out}: already exists; artefact versions are immutable, choose a new directory"
         )
     cls = resolve_strategy(model_name_or_path)
-    model, validation = fit_for_artifact(dataset, cls, params, item_vectors)
+    warm = warm_items = None
+    if warm_start is not None:
+        if not cls.warm_starts:
+            able = [n for n in STRATEGIES if resolve_strategy(n).warm_starts]
+            raise ConfigError(
+                f"{model_name_or_path} cannot warm-start (these can: {', '.join(able)}); "
+                "fit it from scratch"
+            )
+        if type(warm_start.model) is not cls:
+            raise ConfigError(
+                f"warm start: {warm_start.path} holds a {type(warm_start.model).__name__} "
+                f"model, not {cls.__name__}; train the strategy it holds"
+            )
+        warm = warm_start.model
+        warm_items = warm_start.items.indexes(dataset.items.ids, missing="mark")
+    model, validation = fit_for_artifact(dataset, cls, params, item_vectors, warm, warm_items)
     return build_artifact(
         dataset,
         model,

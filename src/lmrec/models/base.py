@@ -295,12 +295,14 @@ class Recommender(ABC):
         self._fitted = True
         return self
 
-    def start_from(self, previous: Recommender) -> Self:
+    def start_from(self, previous: Recommender, items: np.ndarray | None = None) -> Self:
         """Begin the next `fit` from what `previous` learned, instead of from scratch.
 
         `previous` is a fitted model of the same class and settings, trained on an
-        earlier log of the same item vocabulary (items only ever appended since), as a
-        periodic retrain has. Only strategies with `warm_starts` can; the rest say so.
+        earlier log, as a periodic retrain has. `items[i]` is the index that the coming
+        fit's item `i` had in `previous` (-1: a new item); None means `previous`'s items
+        come first, in order, and new ones were appended. Only strategies with
+        `warm_starts` can; the rest say so.
         """
         raise ConfigError(
             f"{type(self).__name__} cannot warm-start (warm_starts is False): fit it from scratch"

@@ -147,8 +147,8 @@ class SASRec(Recommender):
     validates_per_epoch = True
     warm_starts = True
     config: SASRecConfig
-    #: Weights `start_from` took from an earlier model, consumed by the next `fit`.
-    _warm: dict[str, torch.Tensor] | None = None
+    #: Weights `start_from` took from an earlier model and its item map, for the next `fit`.
+    _warm: tuple[dict[str, torch.Tensor], np.ndarray | None] | None = None
     #: `item_embeddings` of the item tables and views it was built from.
     _embeddings: tuple[list[torch.Tensor], tuple[int, ...], np.ndarray] | None = None
 
@@ -193,7 +193,7 @@ class SASRec(Recommender):
         self.net_ = self._build(vectors if self.uses_text else None)
         warm, self._warm = self._warm, None
         if warm is not None:
-            self._load_warm(warm)
+            self._load_warm(*warm)
         patience = c.warm_patience if warm is not None else c.patience
         self.warm_started_ = warm is not None
         self._tables: list[torch.Tensor] | None = None
@@ -281,11 +281,11 @@ class SASRec(Recommender):
 
     # ---- warm starts ----------------------------------------------------------------
 
-    def start_from(self, previous: Recommender) -> Self:
+    def start_from(self, previous: Recommender, items: np.ndarray | None = None) -> Self:
         """Seed the next `fit` with `previous`'s weights: every layer as it was, the item
-        table's rows for the items it knew, new items' rows freshly initialised (from
-        their text where the view reads text). That fit stops after `warm_patience`
-        epochs without a better validation NDCG@10."""
+        table's rows for the items it knew (`items`, see `Recommender.start_from`), new
+        items' rows freshly initialised (from their text where the view reads text).
+        That fit stops after `warm_patience` epochs without a better validation NDCG@10."""
         if type(previous) is not type(self) or not previous.fitted:
             raise ConfigError(
                 f"{type(self).__name__} can start only from a fitted {type(self).__name__}, "
@@ -302,26 +302,44 @@ class SASRec(Recommender):
                 f"{type(self).__name__} cannot start from a model with other settings "
                 f"({', '.join(diff)})"
             )
-        self._warm = {k: v.detach().clone() for k, v in previous.net_.state_dict().items()}
+        state = {k: v.detach().clone() for k, v in previous.net_.state_dict().items()}
+        self._warm = (state, None if items is None else np.asarray(items, dtype=np.int64))
         return self
 
-    def _load_warm(self, state: dict[str, torch.Tensor]) -> None:
-        """Copy an earlier model's weights in; item rows only ever appended since."""
+    def _load_warm(self, state: dict[str, torch.Tensor], items: np.ndarray | None) -> None:
+        """Copy an earlier model's weights in; each item table's rows by `items`."""
         own = self.net_.state_dict()
+        old_n = next(len(v) for k, v in state.items() if k.endswith("item.weight")) - 1
+        if items is None:  # the same items first, new ones appended
+            if old_n > self.n_items:
+                raise LmrecError(
+                    f"{type(self).__name__}: cannot start from a model of {old_n} items with "
+                    f"{self.n_items}; a warm start needs the same items first, new ones "
+                    "appended (or the map of items to the earlier model's)"
+                )
+            items = np.where(np.arange(self.n_items) < old_n, np.arange(self.n_items), -1)
+        if len(items) != self.n_items or items.max(initial=-1) >= old_n:
+            raise LmrecError(
+                f"{type(self).__name__}: the item map covers {len(items)} items (this fit has "
+                f"{self.n_items}) with indexes below {items.max(initial=-1) + 1} (the earlier "
+                f"model has {old_n})"
+            )
+        known = np.flatnonzero(items >= 0)
+        to_rows, from_rows = (torch.from_numpy(known + 1), torch.from_numpy(items[known] + 1))
         with torch.no_grad():
             for key, old in state.items():
                 new = own[key]
                 if key.endswith(".text"):  # frozen text vectors: this fit's own
                     continue
-                if old.shape == new.shape:
+                if key.endswith("item.weight"):  # row 0 is padding, then one row per item
+                    new[0].copy_(old[0])
+                    new[to_rows] = old[from_rows].to(new.dtype)
+                elif old.shape == new.shape:
                     new.copy_(old)
-                elif old.shape[1:] == new.shape[1:] and len(old) <= len(new):
-                    new[: len(old)].copy_(old)  # an item table: the rows of known items
                 else:
                     raise LmrecError(
-                        f"{type(self).__name__}: cannot start from a model with "
-                        f"{key} of shape {tuple(old.shape)} (this one: {tuple(new.shape)}); "
-                        "a warm start needs the same items first, new ones appended"
+                        f"{type(self).__name__}: cannot start from a model with {key} of "
+                        f"shape {tuple(old.shape)} (this one: {tuple(new.shape)})"
                     )
 
     def _valid_ndcg(

@@ -95,6 +95,16 @@ def train_command(
             "the training data and the artefact, ids included.",
         ),
     ] = None,
+    warm_start: Annotated[
+        Path | None,
+        typer.Option(
+            "--warm-start",
+            help="An earlier artefact of the same strategy to start from: its settings "
+            "(--params/--param may change epochs, patience, warm_patience, ...) and weights, "
+            "matched to this data's items by id; new items start fresh. A retrain of "
+            "sasrec/text-sasrec then costs a few epochs, not a whole fit.",
+        ),
+    ] = None,
     ray: UseRay = False,
     ray_address: RayAddress = None,
     ray_cpus: RayCpus = None,
@@ -102,6 +112,8 @@ def train_command(
     """Fit a strategy on a whole dataset and write a versioned model artefact.
 
     With --ray the item text (--text-vectors) is encoded on Ray workers (the same vectors).
+    A nightly retrain of a transformer: lmrec train --model text-sasrec --warm-start
+    models/v1 --out models/v2 ... (the data: yesterday's plus today's log).
     """
     from lmrec.artifacts import train_artifact
     from lmrec.data.events import EventPolicy
@@ -118,7 +130,15 @@ def train_command(
         raise ConfigError(f"--params is not valid JSON ({exc.msg})") from None
     if not isinstance(given, dict):
         raise ConfigError("--params must be a JSON object")
-    hyper = {**tuned.params, **given}
+    earlier = None
+    if warm_start is not None:
+        from lmrec.artifacts import load_artifact
+
+        earlier = load_artifact(warm_start)
+    # A warm start keeps the earlier model's settings unless told otherwise (not the
+    # folder its own training checkpointed to).
+    kept = earlier.model.config.model_dump(exclude={"checkpoint_dir"}) if earlier else {}
+    hyper = {**kept, **tuned.params, **given}
     # A strategy that reads item text gets its vectors without being asked.
     text_vectors = text_vectors or resolve_strategy(model).uses_text
     from lmrec.evaluation.runner import coerce
@@ -181,6 +201,7 @@ def train_command(
         pipeline=pipeline_config({RERANK: tuned.rerank}) if tuned.rerank else None,
         event_policy=policy,
         text_encoder=text_encoder,
+        warm_start=earlier,
     )
     manifest = json.loads((path / "manifest.json").read_text())
     held = manifest.get("validation")
