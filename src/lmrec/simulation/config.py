@@ -96,7 +96,8 @@ class SimulationConfig(_Strict):
     simulated events (0: never); `warm_refit`: a refit of a strategy that can
     warm-start (the sequential transformers) continues from the served model's weights,
     as a production retrain would, and stops after that model's `warm_patience`
-    epochs without a gain (False: every refit from scratch); `truth` the ground-truth family with `truth_params`;
+    epochs without a gain (False: every refit from scratch); `truth` the ground-truth
+    family with `truth_params`;
     `head_share` the share of items (by log popularity) that counts as the head;
     `niche_share` the least mainstream share of users reported as the niche segment;
     `history_limit` the most recent events a query carries (as the server's state store
