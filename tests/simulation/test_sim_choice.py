@@ -180,10 +180,10 @@ def test_a_refit_continues_from_the_served_transformer_when_warm_refit_is_on(war
     served.add(world.new_items[:2])
     refit, _ = _refit(served, [(0, int(world.base_world[3]), 3, 2e9)])
     hist = ds.interactions.histories(np.arange(3))
-    before, after = model.score(hist), refit.model.score(hist)[:, : model.n_items]
-    assert refit.model.n_items == model.n_items + 2
+    before, after = model.score(hist), refit.pipeline.model.score(hist)[:, : model.n_items]
+    assert refit.pipeline.model.n_items == model.n_items + 2
     assert np.allclose(after, before, atol=1e-6) is warm
-    assert ("warm_start" in refit.model.describe()) is warm
+    assert ("warm_start" in refit.pipeline.model.describe()) is warm
 
 
 def _fixed_world(satiation: float, drift: float, rounds: int = 2, utility: float = 0.0):

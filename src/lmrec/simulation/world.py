@@ -180,7 +180,7 @@ class _Served:
     """A strategy's pipeline and the map from its item indexes to the world's."""
 
     def __init__(self, world: World, spec: StrategySpec, model: Recommender, dataset: Dataset):
-        self.world, self.spec, self.dataset, self.model = world, spec, dataset, model
+        self.world, self.spec, self.dataset = world, spec, dataset
         vectors = None if world.vectors is None else world.vectors[self._world_of(dataset)]
         self.pipeline = Pipeline(
             model,
@@ -244,7 +244,7 @@ def _refit(served: _Served, events: list[tuple[int, int, int, float]]) -> tuple[
     dataset = Dataset(ds.name, log, ds.users, items, catalog)
     vectors = None if world.vectors is None else world.vectors[served.world_of]
     t0 = time.perf_counter()
-    warm = served.model if world.config.warm_refit else None
+    warm = pipeline.model if world.config.warm_refit else None
     model, _ = fit_for_artifact(dataset, served.spec.cls, served.spec.params, vectors, warm)
     return _Served(world, served.spec, model, dataset), time.perf_counter() - t0
 

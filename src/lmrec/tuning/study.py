@@ -375,7 +375,8 @@ def _fail_stale(study: Any, unnamed_grace_s: float = _UNNAMED_GRACE_S) -> int:
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = t.user_attrs.get("pid")
         if pid is None:
-            age = (datetime.now() - (t.datetime_start or datetime.now())).total_seconds()
+            started = t.datetime_start  # naive or aware, as the storage wrote it
+            age = (datetime.now(started.tzinfo) - started).total_seconds() if started else 0.0
             if age < unnamed_grace_s:
                 continue
         elif t.user_attrs.get("host") != host or not isinstance(pid, int) or _alive(pid):
