@@ -253,7 +253,7 @@ def test_train_warm_starts_from_an_earlier_artefact_matching_items_by_id(
     assert b.items.indexes(ids)[0] != a.items.indexes(ids)[0]  # the indexes moved
     np.testing.assert_array_equal(rows_b, rows_a)
     wrong = runner.invoke(app, [*args[:4], "ease", *args[5:], "--out", str(tmp_path / "x")])
-    assert wrong.exit_code != 0 and "these can: sasrec, text-sasrec" in str(wrong.exception)
+    assert wrong.exit_code != 0 and "these can: sasrec, text-sasrec, fused" in str(wrong.exception)
     other = runner.invoke(app, [*args[:4], "text-sasrec", *args[5:], "--out", str(tmp_path / "y")])
     assert other.exit_code != 0 and "holds a SASRec model, not TextSASRec" in str(other.exception)
 

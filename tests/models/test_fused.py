@@ -117,3 +117,27 @@ def test_reused_parts_fit_once_and_rank_exactly_as_fresh_ones(sample_split) -> N
         np.testing.assert_array_equal(a.score(histories), b.score(histories))
     # Outside the block nothing is kept.
     assert Fused(configs[0]).fit(data).parts_[0] is not shared[0].parts_[0]
+
+
+def test_a_refit_keeps_the_fusion_and_fits_each_part_once_on_all_data(
+    sample_split, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """After `start_from`, the fusion (mode, ranker weights, validation scores) is the
+    earlier model's, each part is the one a fit on train + validation gives, a part that
+    warm-starts starts from its own earlier weights, and the refit survives save/load."""
+    _, data, _ = sample_split
+    tiny = {"embedding_dim": 8, "max_len": 5, "epochs": 2, "progress": False}
+    cfg = {"strategies": ("ease", "sasrec"), "strategy_params": {"sasrec": tiny}, "depth": 20}
+    old = Fused(cfg).fit(data)
+    new = Fused(cfg).start_from(old).fit(data)
+    assert (new.fusion_, new.validation_) == (old.fusion_, old.validation_)
+    assert new.feature_weights == old.feature_weights
+    ease = resolve_strategy("ease")().fit(data.merged())
+    np.testing.assert_array_equal(new.parts_[0].weights_, ease.weights_)  # type: ignore[attr-defined]
+    assert new.parts_[1].warm_started_ and not old.parts_[1].warm_started_  # type: ignore[attr-defined]
+    assert "fusion kept" in new.describe()["refit"] and "refit" not in old.describe()
+    assert Fused.load(new.save(tmp_path / "m")).describe() == new.describe()  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="other settings"):
+        Fused({**cfg, "depth": 30}).start_from(old)
+    with pytest.raises(ConfigError, match="not an unfitted Fused"):
+        Fused(cfg).start_from(Fused(cfg))

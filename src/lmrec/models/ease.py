@@ -30,6 +30,23 @@ class EASEConfig(ModelConfig):
     reg: Annotated[float, Tunable(1.0, 1e5, log=True)] = Field(50.0, gt=0.0)
 
 
+def _weights_from_upper(p: np.ndarray, step: int = 1024) -> np.ndarray:
+    """B = P / -diag(P) with a zero diagonal, as float32, from P's upper triangle (what
+    potri leaves). Built a block of rows at a time, so the symmetric P and B in float64
+    (two more items^2 copies) never exist."""
+    n = len(p)
+    neg_diag = -np.diag(p).copy()
+    b = np.empty((n, n), dtype=np.float32)
+    for lo in range(0, n, step):
+        hi = min(lo + step, n)
+        rows = p[lo:hi].copy()
+        below = np.arange(hi)[None, :] < np.arange(lo, hi)[:, None]  # column < row
+        rows[:, :hi][below] = p[:hi, lo:hi].T[below]
+        b[lo:hi] = rows / neg_diag
+    b[np.diag_indices_from(b)] = 0.0
+    return b
+
+
 class EASE(Recommender):
     """Closed-form item-item linear model with a zero diagonal.
 
@@ -52,10 +69,7 @@ class EASE(Recommender):
             raise LmrecError(
                 f"EASE: Gram matrix is not positive definite (LAPACK info {info}); raise reg"
             )
-        p = np.triu(p) + np.triu(p, 1).T
-        b = p / (-np.diag(p))
-        b[np.diag_indices_from(b)] = 0.0
-        self.weights_ = b.astype(np.float32)
+        self.weights_ = _weights_from_upper(p)
 
     def _score(self, histories: Histories) -> np.ndarray:
         h = histories.to_csr(self.n_items, binary=True)

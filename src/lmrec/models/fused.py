@@ -12,6 +12,10 @@ apply MMR, exposure caps and boosts) as any single strategy.
    best is kept, so the decision layer is never below its best part there. A part
    that adds nothing is dropped that way; `describe()` says what was chosen.
 
+4. Refits: after `start_from(previous)`, `fit` fits each part once on all the data
+   (warm-starting the parts that can) and keeps `previous`'s fusion, as a periodic
+   retrain (`lmrec train --warm-start`, the simulator's refits) would.
+
 Without validation data, the fusion is reciprocal rank fusion (said by `describe()`).
 `score` returns dense (queries x items) relevance: candidates by fused relevance,
 then every other item below all candidates, in the first strategy's order.
@@ -136,6 +140,10 @@ class Fused(Recommender):
     uses_validation = True
     config: FusedConfig
     uses_text = True
+    warm_starts = True
+    _warm: tuple[Fused, np.ndarray | None] | None = None
+    #: True when the last fit kept an earlier model's fusion (`start_from`).
+    refit_ = False
 
     def _strategy_params(self) -> dict[str, dict[str, Any]]:
         """`strategy_params`, checked to name only strategies in use."""
@@ -161,7 +169,31 @@ class Fused(Recommender):
 
     # -- fitting -----------------------------------------------------------------------
 
+    def start_from(self, previous: Recommender, items: np.ndarray | None = None) -> Fused:
+        """Make the next `fit` a refit: every part fitted once on all the data (from its
+        own earlier weights where that part warm-starts), and `previous`'s fusion kept
+        (the mode chosen, the ranker's weights, their validation scores), not learned
+        again. A periodic retrain pays for the parts alone; fit from scratch to re-learn
+        the fusion."""
+        if not isinstance(previous, Fused) or not previous.fitted:
+            raise ConfigError(
+                f"Fused can start only from a fitted Fused, not "
+                f"{'an unfitted ' if not previous.fitted else ''}{type(previous).__name__}"
+            )
+        if previous.config != self.config:
+            mine, theirs = self.config.model_dump(), previous.config.model_dump()
+            diff = sorted(k for k in mine if theirs.get(k) != mine[k])
+            raise ConfigError(
+                f"Fused cannot start from a model with other settings ({', '.join(diff)})"
+            )
+        self._warm = (previous, None if items is None else np.asarray(items, dtype=np.int64))
+        return self
+
     def _fit(self, data: TrainingData) -> None:
+        warm, self._warm = self._warm, None
+        if warm is not None:
+            self._refit(data, *warm)
+            return
         self._fit_parts(data)
         self.n_items = max([data.n_items, *(p.n_items for p in self.parts_)])
         self._fit_context(data)
@@ -177,6 +209,22 @@ class Fused(Recommender):
                 self._select(data, users)
             # Validation has done its job: strategies that do not use it are refit on it too.
             self._fit_parts(data.merged(), keep=self.parts_)
+
+    def _refit(self, data: TrainingData, previous: Fused, items: np.ndarray | None) -> None:
+        """Parts fitted once, `previous`'s fusion kept (`start_from`)."""
+        params = self._strategy_params()
+        full = data.merged()
+        self.parts_ = []
+        for name, old in zip(self.config.strategies, previous.parts_, strict=True):
+            part = build_component(name, params.get(name))
+            if part.warm_starts:
+                part.start_from(old, items)
+            self.parts_.append(part.fit(data if part.uses_validation else full))
+        self.n_items = max([data.n_items, *(p.n_items for p in self.parts_)])
+        self._fit_context(full)
+        self.fusion_, self.ranker_ = previous.fusion_, previous.ranker_
+        self.validation_ = dict(previous.validation_)
+        self.refit_ = True
 
     def _validation_users(self, data: TrainingData) -> tuple[np.ndarray, np.random.Generator]:
         """The validation users the ranker trains on and the fusion is chosen on (a sample),
@@ -287,6 +335,8 @@ class Fused(Recommender):
             out["reason"] = "no validation data: reciprocal rank fusion, nothing chosen"
         if self.fusion_ == "learned":
             out["weights"] = {k: round(v, 6) for k, v in self.feature_weights.items()}
+        if self.refit_:
+            out["refit"] = "parts refit on all the data; fusion kept from the model replaced"
         if self.validation_:
             out["validation_ndcg@10"] = {k: round(v, 6) for k, v in self.validation_.items()}
         return out
@@ -451,6 +501,7 @@ class Fused(Recommender):
         if ctx.vectors is not None:
             state["ctx.vectors"] = ctx.vectors
         state["fusion"] = _names_bytes([self.fusion_])
+        state["refit"] = np.array([self.refit_], dtype=np.bool_)
         if self.validation_:
             state["validation.modes"] = _names_bytes(list(self.validation_))
             state["validation.ndcg"] = np.array(list(self.validation_.values()), np.float64)
@@ -473,6 +524,7 @@ class Fused(Recommender):
             self.fusion_ = _bytes_names(state["fusion"])[0]
         else:
             self.fusion_ = "learned" if ranker else "rrf"
+        self.refit_ = bool(state["refit"][0]) if "refit" in state else False
         modes = _bytes_names(state["validation.modes"]) if "validation.modes" in state else []
         ndcg = state.get("validation.ndcg", np.zeros(0))
         self.validation_ = {m: float(v) for m, v in zip(modes, ndcg, strict=True)}
