@@ -94,9 +94,10 @@ class SimulationConfig(_Strict):
     `users` simulated users sampled from the log (None: all); `k` slate length;
     `refit_every` rounds between refits of the pipeline's model on the log plus the
     simulated events (0: never); `warm_refit`: a refit of a strategy that can
-    warm-start (the sequential transformers) continues from the served model's weights,
-    as a production retrain would, and stops after that model's `warm_patience`
-    epochs without a gain (False: every refit from scratch); `truth` the ground-truth
+    warm-start continues from the served model, as a production retrain would (a
+    sequential transformer from its weights, stopping after its `warm_patience` epochs
+    without a gain; `fused` refits its parts once and keeps its learned fusion; False:
+    every refit from scratch); `truth` the ground-truth
     family with `truth_params`;
     `head_share` the share of items (by log popularity) that counts as the head;
     `niche_share` the least mainstream share of users reported as the niche segment;
