@@ -186,3 +186,27 @@ def test_train_on_a_shops_files_with_the_flags(shop: Path, tmp_path: Path) -> No
     assert "read as a CSV/Parquet table: the file ends in .csv" in result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["event_policy"]["min_rating"] == 4
+
+
+def test_progress_off_a_terminal_prints_a_line_per_tenth_and_per_new_description() -> None:
+    """In a log file a bar draws nothing until the end; there it prints lines instead."""
+    import io
+
+    from rich.console import Console
+
+    from lmrec.cli_data import progress_bar
+
+    buf = io.StringIO()
+    with progress_bar(Console(file=buf, force_terminal=False, width=100)) as bar:
+        task = bar.add_task("fitting", total=20)
+        for step in range(20):
+            bar.advance(task)
+            if step == 4:
+                bar.update(task, description="scoring")
+    lines = [ln.split(" · ")[0] for ln in buf.getvalue().splitlines() if " · " in ln]
+    assert lines[:4] == ["fitting: 1/20", "fitting: 2/20", "fitting: 4/20", "scoring: 5/20"]
+    assert lines[-1] == "scoring: 20/20" and len(lines) == 12
+    tty = io.StringIO()
+    with progress_bar(Console(file=tty, force_terminal=True, width=100)) as bar:
+        bar.advance(bar.add_task("fitting", total=20), 20)
+    assert " · " not in tty.getvalue()  # a terminal gets the bar alone

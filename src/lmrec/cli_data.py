@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -54,10 +54,44 @@ console = Console(stderr=True)
 
 
 def progress_bar(out: Console | None = None) -> Progress:
-    """The progress bar every long command shows: description, bar, done/total, elapsed."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """The progress bar every long command shows: description, bar, done/total, elapsed.
 
-    return Progress(
+    Off a terminal (a log file, CI), where a bar draws nothing until the end, it prints
+    a line instead whenever a task's description changes and at every tenth of its total.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    class LoggedProgress(Progress):
+        def __init__(self, *columns: Any, **options: Any) -> None:
+            super().__init__(*columns, **options)
+            self.said: dict[TaskID, tuple[str, int]] = {}
+
+        def update(self, task_id: TaskID, **changes: Any) -> None:
+            super().update(task_id, **changes)
+            self._say(task_id)
+
+        def advance(self, task_id: TaskID, advance: float = 1) -> None:
+            super().advance(task_id, advance)
+            self._say(task_id)
+
+        def _say(self, task_id: TaskID) -> None:
+            if self.console.is_terminal:
+                return
+            task = next(t for t in self.tasks if t.id == task_id)
+            tenth = int(10 * task.completed / task.total) if task.total else 0
+            if self.said.get(task_id) != (task.description, tenth):
+                self.said[task_id] = (task.description, tenth)
+                done = f"{task.completed:g}/{task.total:g}" if task.total else f"{task.completed:g}"
+                self.console.print(f"{task.description}: {done} · {task.elapsed or 0:.0f} s")
+
+    return LoggedProgress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
