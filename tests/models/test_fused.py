@@ -141,3 +141,18 @@ def test_a_refit_keeps_the_fusion_and_fits_each_part_once_on_all_data(
         Fused({**cfg, "depth": 30}).start_from(old)
     with pytest.raises(ConfigError, match="not an unfitted Fused"):
         Fused(cfg).start_from(Fused(cfg))
+
+
+def test_an_item_nobody_interacted_with_gets_no_recency_credit(sample_split) -> None:  # type: ignore[no-untyped-def]
+    """`age` is the first interaction's time (1 = newest); an item without one is the
+    oldest, not the newest, so a ranker that favours recent items does not push it."""
+    s, data, vectors = sample_split
+    item = int(s.train.items[np.argmax(s.train.timestamps)])  # the newest item seen
+    train = s.train.select(s.train.items != item)
+    fused = Fused(strategies=("itemknn", "content"), fusion="rrf").fit(
+        TrainingData(train, data.catalog, vectors)
+    )
+    first = fused.context_.first_seen
+    unseen = np.flatnonzero(train.item_counts[: len(first)] == 0)
+    assert item in unseen and (first[unseen] == 0.0).all()
+    assert first.max() > 0.0  # the items that were seen keep their recency

@@ -247,7 +247,7 @@ class Fused(Recommender):
             lo, hi = float(log.timestamps.min()), float(log.timestamps.max())
             seen = np.isfinite(first)
             first[seen] = (first[seen] - lo) / max(hi - lo, 1e-12)
-        first[~np.isfinite(first)] = 1.0
+        first[~np.isfinite(first)] = 0.0  # never seen: no recency credit (FeatureContext)
         if data.catalog is not None and len(data.catalog):
             attrs, tokens = data.catalog.attribute_matrix()
             attrs = sp.vstack([attrs, sp.csr_matrix((max(0, n - attrs.shape[0]), attrs.shape[1]))])

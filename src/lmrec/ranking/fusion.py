@@ -106,7 +106,9 @@ class FeatureContext:
     """Item-side arrays the features read (row `i` = item `i`).
 
     `popularity` training counts; `first_seen` each item's first interaction
-    time scaled to [0, 1] (1 = newest; items never seen count as new);
+    time scaled to [0, 1] (1 = newest; items never seen count as the oldest: without
+    an interaction an item earns no recency credit, where counting it as the newest
+    let a refit's kept weights fill slates with items nobody had clicked);
     `attributes` binary item x token matrix; `vectors` unit text vectors.
     """
 
@@ -147,7 +149,7 @@ def candidate_features(
     pop = pop / max(float(pop.max()), 1e-12)
     n_known = len(ctx.popularity)
     cols.append(np.where(safe < n_known, pop[np.minimum(safe, n_known - 1)], 0.0))
-    cols.append(np.where(safe < n_known, ctx.first_seen[np.minimum(safe, n_known - 1)], 1.0))
+    cols.append(np.where(safe < n_known, ctx.first_seen[np.minimum(safe, n_known - 1)], 0.0))
     attr = ctx.attributes
     match = np.zeros((nq, nc))
     text_hist = np.zeros((nq, nc))
