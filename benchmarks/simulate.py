@@ -22,6 +22,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def _v(x: Any, ci: Any = None, digits: int = 4) -> str:
     if x is None:
@@ -30,6 +32,21 @@ def _v(x: Any, ci: Any = None, digits: int = 4) -> str:
     if ci and None not in ci:
         text += f" [{ci[0]:.{digits}g}, {ci[1]:.{digits}g}]"
     return text
+
+
+def _paired(a: dict[str, Any], b: dict[str, Any], key: str) -> tuple[Any, Any]:
+    """Mean and 95% bootstrap interval of a − b at the final round, seed by seed."""
+    from lmrec.evaluation.significance import bootstrap_ci
+
+    d = [
+        x[key] - y[key]
+        for x, y in zip(a["final_seeds"], b["final_seeds"], strict=True)
+        if x[key] is not None and y[key] is not None
+    ]
+    if not d:
+        return None, None
+    ci = bootstrap_ci(np.asarray(d, dtype=np.float64), seed=0)
+    return ci.mean, [ci.low, ci.high]
 
 
 def _final(res: dict[str, Any], key: str) -> str:
@@ -87,6 +104,14 @@ def findings(truth: str, block: dict[str, Any], settings: dict[str, Any]) -> lis
         + "."
     )
     for label, res in st.items():
+        base = label.split("+")[0]
+        if "+mmr" in label and base in st and "final_seeds" in res:
+            pair = {k: _paired(res, st[base], k) for k in ("homogenisation", "ctr", "diversity")}
+            out.append(
+                f"- {label} − {base} (paired over seeds): "
+                + ", ".join(f"{k} {_v(*v)}" for k, v in pair.items())
+                + "."
+            )
         vs = res.get("vs_reference")
         if vs and "mmr" in label:
             out.append(

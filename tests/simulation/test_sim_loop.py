@@ -64,6 +64,9 @@ def test_same_seed_same_result_and_another_seed_differs(sample):
     assert len(row["ctr_ci95"]) == 2
     assert a["settings"]["rounds"] == 3 and a["lmrec_version"]
     assert "vs_reference" in a["strategies"]["ease+mmr=0.5+mmr_space=attributes"]
+    per_seed = [f["ctr"] for f in a["strategies"]["pop"]["final_seeds"]]
+    assert len(per_seed) == 2 and per_seed[0] != per_seed[1]
+    assert np.mean(per_seed) == pytest.approx(a["strategies"]["pop"]["final"]["ctr"], abs=1e-6)
 
 
 def test_personalised_slates_are_less_homogeneous_than_popularity(sample):

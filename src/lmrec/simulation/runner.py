@@ -67,7 +67,8 @@ def aggregate(
     runs: dict[str, list[SimulationRun]], reference: str | None = None
 ) -> dict[str, dict[str, Any]]:
     """Per strategy: the per-round means over seeds with `METRIC_ci95` beside each, the
-    final round (`final`), trends, wall time, and paired differences against `reference`."""
+    final round (`final`, and each seed's in `final_seeds`), trends, wall time, and
+    paired differences against `reference`."""
     out: dict[str, dict[str, Any]] = {}
     for label, seeds in runs.items():
         n_rounds = len(seeds[0].rounds)
@@ -88,6 +89,10 @@ def aggregate(
         out[label] = {
             "rounds": rounds,
             "final": rounds[-1],
+            # Each seed's final round, so any two strategies can be paired afterwards.
+            "final_seeds": [
+                {k: v if k == "round" else _r(v) for k, v in s.rounds[-1].items()} for s in seeds
+            ],
             "trend": trend,
             "seconds_per_round": _r(float(np.median([s.seconds_per_round for s in seeds]))),
             "refit_seconds": _r(float(np.median(fits))) if fits else None,
