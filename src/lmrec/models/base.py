@@ -308,6 +308,25 @@ class Recommender(ABC):
             f"{type(self).__name__} cannot warm-start (warm_starts is False): fit it from scratch"
         )
 
+    def _check_warm_source(self, previous: Recommender, free: Collection[str] = ()) -> None:
+        """Raise unless `previous` is a fitted model of this class whose settings match
+        this one's, except the `free` ones (what a warm start may change)."""
+        if type(previous) is not type(self) or not previous.fitted:
+            raise ConfigError(
+                f"{type(self).__name__} can start only from a fitted {type(self).__name__}, "
+                f"not {'an unfitted ' if not previous.fitted else ''}{type(previous).__name__}"
+            )
+        theirs, mine = (
+            {k: v for k, v in m.config.model_dump(mode="json").items() if k not in free}
+            for m in (previous, self)
+        )
+        if theirs != mine:
+            diff = sorted(k for k in mine if theirs.get(k) != mine[k])
+            raise ConfigError(
+                f"{type(self).__name__} cannot start from a model with other settings "
+                f"({', '.join(diff)})"
+            )
+
     def score(self, histories: Histories) -> np.ndarray:
         """Scores of all `n_items` items for each history: float32 (queries x n_items).
 

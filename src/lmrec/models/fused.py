@@ -175,17 +175,8 @@ class Fused(Recommender):
         (the mode chosen, the ranker's weights, their validation scores), not learned
         again. A periodic retrain pays for the parts alone; fit from scratch to re-learn
         the fusion."""
-        if not isinstance(previous, Fused) or not previous.fitted:
-            raise ConfigError(
-                f"Fused can start only from a fitted Fused, not "
-                f"{'an unfitted ' if not previous.fitted else ''}{type(previous).__name__}"
-            )
-        if previous.config != self.config:
-            mine, theirs = self.config.model_dump(), previous.config.model_dump()
-            diff = sorted(k for k in mine if theirs.get(k) != mine[k])
-            raise ConfigError(
-                f"Fused cannot start from a model with other settings ({', '.join(diff)})"
-            )
+        self._check_warm_source(previous)
+        assert isinstance(previous, Fused)
         self._warm = (previous, None if items is None else np.asarray(items, dtype=np.int64))
         return self
 

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from lmrec._cpu import usable_cores
 from lmrec._extras import require_torch
 from lmrec.data.interactions import Histories, Interactions
-from lmrec.errors import ConfigError, LmrecError
+from lmrec.errors import LmrecError
 from lmrec.models._sequence import CausalTransformer, training_sequences
 from lmrec.models.base import ModelConfig, Recommender, TrainingData
 from lmrec.tuning.space import Tunable
@@ -286,22 +286,8 @@ class SASRec(Recommender):
         table's rows for the items it knew (`items`, see `Recommender.start_from`), new
         items' rows freshly initialised (from their text where the view reads text).
         That fit stops after `warm_patience` epochs without a better validation NDCG@10."""
-        if type(previous) is not type(self) or not previous.fitted:
-            raise ConfigError(
-                f"{type(self).__name__} can start only from a fitted {type(self).__name__}, "
-                f"not {'an unfitted ' if not previous.fitted else ''}{type(previous).__name__}"
-            )
+        self._check_warm_source(previous, _RESUMABLE)
         assert isinstance(previous, SASRec)
-        theirs, mine = (
-            {k: v for k, v in m.config.model_dump(mode="json").items() if k not in _RESUMABLE}
-            for m in (previous, self)
-        )
-        if theirs != mine:
-            diff = sorted(k for k in mine if theirs.get(k) != mine[k])
-            raise ConfigError(
-                f"{type(self).__name__} cannot start from a model with other settings "
-                f"({', '.join(diff)})"
-            )
         state = {k: v.detach().clone() for k, v in previous.net_.state_dict().items()}
         self._warm = (state, None if items is None else np.asarray(items, dtype=np.int64))
         return self

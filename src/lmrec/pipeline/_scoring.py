@@ -67,16 +67,16 @@ def _profile(space: ItemSpace, history: np.ndarray, query: np.ndarray | None) ->
 
 
 def _new_item_scores(
-    space: ItemSpace, row: np.ndarray, cosines: np.ndarray, history: np.ndarray
+    space: ItemSpace, row: np.ndarray, cosines: np.ndarray, history: np.ndarray, new: np.ndarray
 ) -> np.ndarray:
-    """Scores of the items added after training, by quantile-matching text cosine to `row`.
+    """Scores of the items `new` (added after training, with text), by quantile-matching
+    text cosine to `row`.
 
     `cosines`: every item's cosine to the user's profile. The reference is the trained
     items the user could be shown (history items left out: they are the closest to the
     profile and would hand new items the top scores).
     """
     m = space.n_trained
-    new = np.arange(m, len(space))[space.has_vector[m:]]
     candidate = space.has_vector[:m] & np.isfinite(row[:m])
     candidate[history[history < m]] = False
     trained = np.flatnonzero(candidate)
@@ -104,7 +104,7 @@ def _score_new_items(
     """
     assert space.vectors is not None
     m = space.n_trained
-    new = space.has_vector[m:]
+    new = m + np.flatnonzero(space.has_vector[m:])
     found = [(q, _profile(space, histories[q], queries[q])) for q in range(len(histories))]
     profiles = {q: p for q, p in found if p is not None}
     rows = list(profiles)
@@ -114,7 +114,7 @@ def _score_new_items(
         stacked = np.stack(block + block[-1:] * (width - len(block)), axis=1)
         cosines = space.vectors @ stacked.astype(space.vectors.dtype, copy=False)
         for c, q in enumerate(batch):
-            scores[q, m:][new] = _new_item_scores(space, scores[q], cosines[:, c], histories[q])
+            scores[q, new] = _new_item_scores(space, scores[q], cosines[:, c], histories[q], new)
 
 
 def _steering_scale(row: np.ndarray, depth: int) -> float:
